@@ -1,0 +1,31 @@
+"""aelab: autoencoder experiments in one command.
+
+The public API. Names load lazily so that ``import aelab`` (and ``aelab --help``) does not pay
+for importing torch until a name that needs it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {
+    "load_dataset": "data", "filter_classes": "data", "stratified_split": "data", "Dataset": "data",
+    "create_model": "models", "list_models": "models", "register_model": "models",
+    "summary": "models", "Autoencoder": "models",
+    "fit": "train", "TrainConfig": "train", "EarlyStopping": "train", "History": "train",
+    "evaluate_loss": "train",
+    "load_study": "study", "run_study": "study", "register_step": "study",
+    "compare_reconstructions": "report.plots", "loss_curves": "report.plots",
+    "save_checkpoint": "runs", "load_checkpoint": "runs", "load_run": "runs",
+    "AelabError": "errors", "ConfigError": "errors", "DataError": "errors",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'aelab' has no attribute {name!r}")

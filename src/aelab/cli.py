@@ -1,0 +1,98 @@
+"""The ``aelab`` command: parses arguments and calls the Python API, nothing more.
+
+Heavy modules (torch, matplotlib) are imported inside the commands so ``aelab --help`` is instant.
+Every AelabError becomes one sentence on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Autoencoder experiments in one command.")
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"aelab: {err}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    study: str = typer.Argument(..., help="A built-in study name (see `aelab list`) or a .toml file."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<study>-<timestamp>)."),
+    seed: Optional[int] = typer.Option(None, help="Override the study's seed."),
+    quick: bool = typer.Option(False, "--quick", help="Reduced budget from the study's [quick] table."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else AELAB_DATA, cache, ...)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=3."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the run folder."),
+):
+    """Run a study: train its models, evaluate, write the run folder and report."""
+    from .errors import AelabError
+
+    try:
+        from .study import load_study, run_study
+
+        spec = load_study(study, quick=quick, overrides=set_, seed=seed)
+        folder = run_study(spec, out=out, data_dir=data_dir, quiet=quiet)
+    except AelabError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        typer.echo("aelab: interrupted; finished runs are kept in the .incomplete folder.", err=True)
+        raise typer.Exit(130) from None
+    if quiet:
+        typer.echo(str(folder))
+
+
+@app.command("list")
+def list_():
+    """List the built-in studies and the registered models."""
+    import tomllib
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .study import builtin_studies
+
+    table = Table(title="Built-in studies", title_justify="left")
+    table.add_column("study")
+    table.add_column("description")
+    for name, path in builtin_studies().items():
+        table.add_row(name, tomllib.loads(path.read_text()).get("description", ""))
+    console = Console()
+    console.print(table)
+    from .models import list_models
+
+    console.print("Models: " + ", ".join(list_models()))
+
+
+@app.command()
+def show(study: str = typer.Argument(..., help="A built-in study name or a .toml file.")):
+    """Print a study file and the runs it expands to."""
+    from .errors import AelabError
+
+    try:
+        from .study import expand_runs, load_study, read_study_file
+
+        spec = load_study(study)
+        _, source = read_study_file(study)
+        typer.echo(Path(source).read_text())
+        typer.echo("Runs:")
+        for r in expand_runs(spec):
+            t = r.train
+            typer.echo(f"  {r.name}: model {r.model}, epochs {t.epochs}, batch {t.batch_size}, "
+                       f"{t.optimizer} lr {t.learning_rate if t.learning_rate is not None else 'default'}")
+    except AelabError as err:
+        _fail(err)
+
+
+def main() -> None:
+    app(prog_name="aelab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Optimizers with Keras's defaults, stepping one flat parameter buffer.
+
+``flatten_parameters`` makes every parameter (and its gradient) a view into one contiguous
+tensor, so an optimizer step is a handful of vectorised ops on one buffer instead of a Python
+loop over layers: on a 2-core CPU that is most of the gap between a naive loop and the compute
+bound at small batch sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+
+def flatten_parameters(model: nn.Module) -> nn.Parameter:
+    """Re-point each trainable parameter of ``model`` at a slice of one flat buffer.
+
+    Returns the flat parameter, whose ``.grad`` is a flat buffer the layers' ``.grad`` views
+    alias. Autograd accumulates into an existing ``.grad`` in place, so zero it with
+    ``flat.grad.zero_()`` (never set it to None) between steps.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    ref = params[0]
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset : offset + n].view_as(p)
+        p.grad = flat.grad[offset : offset + n].view_as(p)
+        offset += n
+    assert flat.device == ref.device
+    return flat
+
+
+# name -> (torch optimizer class, Keras default keyword arguments, default learning rate)
+OPTIMIZERS: dict[str, tuple[str, dict, float]] = {
+    # Keras Nadam: u_t = b1 (1 - 0.5 * 0.96**t). torch's NAdam uses 0.96**(t * momentum_decay),
+    # so momentum_decay=1 gives Keras's schedule; epsilon 1e-7 is added after the square root
+    # in both. Checked against a NumPy transcription of Keras's update_step in the tests.
+    "nadam": ("NAdam", {"betas": (0.9, 0.999), "eps": 1e-7, "momentum_decay": 1.0}, 1e-3),
+    "adam": ("Adam", {"betas": (0.9, 0.999), "eps": 1e-7}, 1e-3),
+    "rmsprop": ("RMSprop", {"alpha": 0.9, "eps": 1e-7}, 1e-3),
+    "sgd": ("SGD", {"momentum": 0.0}, 1e-2),
+    # Today's Keras default (learning rate 0.001) and the original Keras 1/2 default (1.0)
+    # that the 2016 Keras blog tour used; with 0.001 Adadelta trains far slower.
+    "adadelta": ("Adadelta", {"rho": 0.95, "eps": 1e-7}, 1e-3),
+    "adadelta-original": ("Adadelta", {"rho": 0.95, "eps": 1e-7}, 1.0),
+}
+
+
+def make_optimizer(name: str, params, learning_rate: float | None = None) -> torch.optim.Optimizer:
+    try:
+        cls_name, kwargs, default_lr = OPTIMIZERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}."
+        ) from None
+    lr = default_lr if learning_rate is None else learning_rate
+    return getattr(torch.optim, cls_name)(params, lr=lr, **kwargs)
+
+
+def default_learning_rate(name: str) -> float:
+    return OPTIMIZERS[name][2]
