@@ -332,8 +332,8 @@ def _split_indices(n: int, y, sizes: list[int], seed: int) -> list[np.ndarray]:
     for size in sizes[1:][::-1]:  # peel off test, then val; the rest is train
         strat = None if y is None else y[rest]
         rest, taken = train_test_split(rest, test_size=size, random_state=seed, stratify=strat)
-        out.append(np.sort(taken))
-    return [np.sort(rest), *out[::-1]]
+        out.append(taken)
+    return [rest, *out[::-1]]  # shuffled order: the first test images mix the classes
 
 
 def stratified_split(ds: Dataset, fractions: Sequence[float], seed: int) -> dict[str, Dataset]:

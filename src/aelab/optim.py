@@ -8,6 +8,8 @@ bound at small batch sizes.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -35,14 +37,63 @@ def flatten_parameters(model: nn.Module) -> nn.Parameter:
     return flat
 
 
-# name -> (torch optimizer class, Keras default keyword arguments, default learning rate)
-OPTIMIZERS: dict[str, tuple[str, dict, float]] = {
+class KerasAdam(torch.optim.Optimizer):
+    """Keras's Adam: epsilon is added to sqrt(v) *before* the bias correction,
+    ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`` (the paper's "epsilon hat"),
+    where torch.optim.Adam adds it after (``m_hat / (sqrt(v_hat) + eps)``)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-7):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                st["t"] += 1
+                t, m, v = st["t"], st["m"], st["v"]
+                m.lerp_(p.grad, 1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                alpha = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-alpha)
+
+
+class KerasRMSprop(torch.optim.Optimizer):
+    """Keras's RMSprop (rho 0.9, no momentum): ``v = rho v + (1 - rho) g^2``,
+    ``p -= lr * g / sqrt(v + eps)``: epsilon inside the square root, where torch.optim.RMSprop
+    adds it outside."""
+
+    def __init__(self, params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7):
+        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["v"] = torch.zeros_like(p)
+                v = st["v"]
+                v.mul_(group["rho"]).addcmul_(p.grad, p.grad, value=1 - group["rho"])
+                p.addcdiv_(p.grad, v.add(group["eps"]).sqrt_(), value=-group["lr"])
+
+
+# name -> (torch optimizer class or its name in torch.optim, Keras default keyword arguments,
+# default learning rate)
+OPTIMIZERS: dict[str, tuple[str | type, dict, float]] = {
     # Keras Nadam: u_t = b1 (1 - 0.5 * 0.96**t). torch's NAdam uses 0.96**(t * momentum_decay),
     # so momentum_decay=1 gives Keras's schedule; epsilon 1e-7 is added after the square root
     # in both. Checked against a NumPy transcription of Keras's update_step in the tests.
     "nadam": ("NAdam", {"betas": (0.9, 0.999), "eps": 1e-7, "momentum_decay": 1.0}, 1e-3),
-    "adam": ("Adam", {"betas": (0.9, 0.999), "eps": 1e-7}, 1e-3),
-    "rmsprop": ("RMSprop", {"alpha": 0.9, "eps": 1e-7}, 1e-3),
+    "adam": (KerasAdam, {"betas": (0.9, 0.999), "eps": 1e-7}, 1e-3),
+    "rmsprop": (KerasRMSprop, {"rho": 0.9, "eps": 1e-7}, 1e-3),
     "sgd": ("SGD", {"momentum": 0.0}, 1e-2),
     # Today's Keras default (learning rate 0.001) and the original Keras 1/2 default (1.0)
     # that the 2016 Keras blog tour used; with 0.001 Adadelta trains far slower.
@@ -59,7 +110,8 @@ def make_optimizer(name: str, params, learning_rate: float | None = None) -> tor
             f"Unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}."
         ) from None
     lr = default_lr if learning_rate is None else learning_rate
-    return getattr(torch.optim, cls_name)(params, lr=lr, **kwargs)
+    cls = getattr(torch.optim, cls_name) if isinstance(cls_name, str) else cls_name
+    return cls(params, lr=lr, **kwargs)
 
 
 def default_learning_rate(name: str) -> float:

@@ -31,13 +31,20 @@ else:  # pragma: no cover
 
 BUILTIN_DIR = Path(__file__).parent / "studies"
 STEPS: dict[str, Callable] = {}
+LABELLED_STEPS: set[str] = set()  # steps that need class labels (probes, clustering scores)
 
 
-def register_step(name: str):
-    """Decorator: a study step ``fn(ctx, **params)`` run after training, named in ``[[steps]]``."""
+def register_step(name: str, needs_labels: bool = False):
+    """Decorator: a study step ``fn(ctx, **params)`` run after training, named in ``[[steps]]``.
+
+    ``needs_labels``: the study stops with a ConfigError right after loading unlabelled data,
+    before any training, instead of failing in the step.
+    """
 
     def deco(fn):
         STEPS[name] = fn
+        if needs_labels:
+            LABELLED_STEPS.add(name)
         return fn
 
     return deco
@@ -183,7 +190,7 @@ def validate_study(d: dict, source: str = "") -> Study:
     models = []
     for i, m in enumerate(models_raw):
         spec = _build(ModelSpec, m, f"models[{i}]")
-        from .models import model_params
+        from .models import check_params, model_params
 
         allowed = model_params(spec.model)  # unknown model -> lists the known ones
         for key in spec.params:
@@ -192,6 +199,10 @@ def validate_study(d: dict, source: str = "") -> Study:
                     f"models[{i}].params.{key}: model {spec.model!r} has no such parameter; "
                     f"allowed: {', '.join(allowed)}."
                 )
+        try:
+            check_params(spec.model, spec.params)
+        except ConfigError as err:
+            raise ConfigError(f"models[{i}] ({spec.name}): {err}") from None
         models.append(spec)
     names = [m.name for m in models]
     if len(set(names)) != len(names):
@@ -258,6 +269,8 @@ def _check_train(cfg: TrainConfig, where: str) -> None:
     es = cfg.early_stopping
     if es is not None:
         checks += [
+            (es.monitor in ("val_loss", "train_loss", "val_recon", "train_recon"),
+             "early_stopping.monitor", es.monitor, "val_loss, train_loss, val_recon or train_recon"),
             (es.patience >= 0, "early_stopping.patience", es.patience, "an integer >= 0"),
             (es.min_delta >= 0, "early_stopping.min_delta", es.min_delta, "a number >= 0"),
         ]
@@ -350,6 +363,7 @@ class StudyContext:
     extra_entries: list[dict] = field(default_factory=list)  # e.g. raw-pixel baselines
     figures: list[str] = field(default_factory=list)
     data_info: dict = field(default_factory=dict)
+    data_dir: object = None  # the data folder the study was run with, for steps that load more data
 
     def run(self, name: str) -> RunResult:
         for r in self.runs:
@@ -469,7 +483,8 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
     if isinstance(study, str):
         study = load_study(study)
     if console is None:
-        console = Console(record=True, quiet=quiet)
+        # Wide enough for the summary tables when writing to a file or a pipe.
+        console = Console(record=True, quiet=quiet, width=None if sys.stdout.isatty() else 120)
     specs = expand_runs(study)
     console.rule(f"[bold]{study.name}")
     if study.description:
@@ -478,6 +493,10 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
     from .report.console import print_data
 
     print_data(console, info)
+    labelled = sorted({s.kind for s in study.steps} & LABELLED_STEPS)
+    if labelled and splits["train"].y is None:
+        raise ConfigError(f"Steps {', '.join(labelled)} need class labels, but dataset "
+                          f"{study.data.dataset!r} has none; remove those steps or use labelled data.")
     folder = RunFolder.for_study(study.name, out, runs_root)
     results: list[RunResult] = []
     try:
@@ -506,7 +525,7 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
                 results.append(result)
                 for cb in callbacks:
                     cb(result)
-        ctx = StudyContext(study, splits, results, folder, console, data_info=info)
+        ctx = StudyContext(study, splits, results, folder, console, data_info=info, data_dir=data_dir)
         for step in study.steps:
             try:
                 STEPS[step.kind](ctx, **step.params)

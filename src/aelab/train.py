@@ -31,6 +31,21 @@ class EarlyStopping:
     restore_best: bool = False  # reload the weights of the best epoch at the end (Keras 3)
 
 
+class EarlyStopper:
+    """The state of Keras's EarlyStopping over one run."""
+
+    def __init__(self, cfg: EarlyStopping):
+        self.cfg, self.best, self.wait, self.best_epoch = cfg, math.inf, 0, None
+
+    def update(self, epoch: int, value: float) -> tuple[bool, bool]:
+        """Record one epoch's monitored value; returns (improved, stop)."""
+        if value < self.best - self.cfg.min_delta:
+            self.best, self.wait, self.best_epoch = value, 0, epoch
+            return True, False
+        self.wait += 1
+        return False, self.wait >= self.cfg.patience
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 10
@@ -143,12 +158,15 @@ def fit(
     flat = flatten_parameters(model)
     opt = make_optimizer(config.optimizer, [flat], config.learning_rate)
     es = config.early_stopping
-    best, wait, best_state = math.inf, 0, None
+    stopper = EarlyStopper(es) if es is not None else None
+    best_state = None
     hist = History()
     reset_peak_rss()
     t_start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
+        if hasattr(model, "on_epoch_start"):  # per-epoch schedules, e.g. k-sparse's falling k
+            model.on_epoch_start(epoch, config.epochs)
         perm = torch.randperm(n, generator=gen).to(device)
         sums: dict[str, torch.Tensor] = {}
         for i in range(0, n, bs):
@@ -175,17 +193,14 @@ def fit(
             hist.status = "diverged"
             hist.reason = f"{bad[0]} became {record[bad[0]]} at epoch {epoch}"
             break
-        if es is not None:
-            value = record.get(es.monitor, math.nan)
-            if value < best - es.min_delta:
-                best, wait, hist.best_epoch = value, 0, epoch
-                if es.restore_best:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                wait += 1
-                if wait >= es.patience:
-                    hist.status = "stopped_early"
-                    break
+        if stopper is not None:
+            improved, stop = stopper.update(epoch, record.get(es.monitor, math.nan))
+            hist.best_epoch = stopper.best_epoch
+            if improved and es.restore_best:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if stop:
+                hist.status = "stopped_early"
+                break
     if best_state is not None:
         model.load_state_dict(best_state)
     hist.seconds = time.perf_counter() - t_start

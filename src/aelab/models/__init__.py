@@ -21,15 +21,22 @@ from .. import losses
 from ..errors import ConfigError
 
 _REGISTRY: dict[str, Callable[..., Autoencoder]] = {}
+_CHECKS: dict[str, Callable[[dict], None]] = {}
 
 
-def register_model(name: str):
-    """Decorator: put a factory ``fn(input_shape, **params) -> Autoencoder`` under ``name``."""
+def register_model(name: str, check: Callable[[dict], None] | None = None):
+    """Decorator: put a factory ``fn(input_shape, **params) -> Autoencoder`` under ``name``.
+
+    ``check(params)`` (optional) gets the parameters with defaults filled in and raises
+    ConfigError for a bad combination; it builds nothing, so studies run it when they load.
+    """
 
     def deco(fn):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = fn
+        if check is not None:
+            _CHECKS[name] = check
         return fn
 
     return deco
@@ -43,6 +50,12 @@ def model_params(name: str) -> dict[str, object]:
     """The keyword parameters of a model factory with their defaults (for docs and validation)."""
     sig = inspect.signature(_factory(name))
     return {k: p.default for k, p in sig.parameters.items() if k != "input_shape"}
+
+
+def check_params(name: str, params: dict) -> None:
+    """Run the model's cheap parameter check (if it registered one) without building it."""
+    if name in _CHECKS:
+        _CHECKS[name]({**model_params(name), **params})
 
 
 def _factory(name: str):
@@ -63,6 +76,7 @@ def create_model(name: str, input_shape: tuple[int, ...] = (1, 28, 28), **params
             raise ConfigError(
                 f"Model {name!r} has no parameter {key!r}; allowed: {', '.join(allowed) or 'none'}."
             )
+    check_params(name, params)
     model = factory(tuple(input_shape), **params)
     model.spec = {"model": name, "params": dict(params), "input_shape": list(input_shape)}
     keras_init(model)
@@ -198,3 +212,4 @@ def flat_size(shape: tuple[int, ...]) -> int:
 
 # Importing the model modules registers their factories (explicit, no star imports).
 from . import dense  # noqa: E402,F401
+from . import conv, vae  # noqa: E402,F401

@@ -1,11 +1,15 @@
-"""Fully connected autoencoders: stacked (SPEC 1.1), with an optional L1 activity penalty."""
+"""Fully connected autoencoders: stacked (SPEC 1.1), with an optional L1 activity penalty;
+KL-sparse and k-sparse (SPEC 1.3)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .. import losses
 from ..errors import ConfigError
 from . import Autoencoder, flat_size, register_model
 
@@ -81,3 +85,153 @@ def stacked_sparse(
 ):
     """The stacked autoencoder with an L1 activity penalty (Keras semantics) on the codes."""
     return dense_autoencoder(input_shape, hidden, activation, "relu", activity_l1, loss, output)
+
+
+# ---------------------------------------------------------------- the Keras blog tour (SPEC 1.2)
+
+
+@register_model("simple")
+def simple(input_shape, code_size: int = 32, loss: str = "bce", output: str = "sigmoid"):
+    """784 -> Dense 32 ReLU -> Dense 784 sigmoid: the Keras blog's simplest autoencoder."""
+    return dense_autoencoder(input_shape, (code_size,), loss=loss, output=output)
+
+
+@register_model("sparse-l1")
+def sparse_l1(input_shape, code_size: int = 32, activity_l1: float = 1e-4, loss: str = "bce",
+              output: str = "sigmoid"):
+    """``simple`` with an L1 activity penalty on the code (the blog's weight 1e-4, Keras semantics)."""
+    return dense_autoencoder(input_shape, (code_size,), activity_l1=activity_l1, loss=loss, output=output)
+
+
+@register_model("deep")
+def deep(input_shape, hidden: Sequence[int] = (128, 64, 32), activation: str = "relu",
+         loss: str = "bce", output: str = "sigmoid"):
+    """784-128-64-32-64-128-784, ReLU inside, sigmoid output: the blog's deep autoencoder."""
+    return dense_autoencoder(input_shape, hidden, activation, activation, loss=loss, output=output)
+
+
+# ---------------------------------------------------------------- sparse codes (SPEC 1.3)
+
+
+class KLSparseAutoencoder(Autoencoder):
+    """Sigmoid codes pulled towards a mean activation rho: penalty beta * sum_j KL(rho || rho_hat_j)."""
+
+    def __init__(self, encoder, decoder, input_shape, rho: float, beta: float, **kwargs):
+        super().__init__(encoder, decoder, input_shape, **kwargs)
+        self.rho, self.beta = float(rho), float(beta)
+
+    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+        return losses.kl_sparsity(z, self.rho, self.beta)
+
+
+def _check_kl(p: dict) -> None:
+    if not 0 < p["rho"] < 1:
+        raise ConfigError(f"rho = {p['rho']} is not allowed; the target activation must lie in (0, 1).")
+    if p["beta"] < 0:
+        raise ConfigError(f"beta = {p['beta']} is not allowed; the KL weight must be >= 0.")
+
+
+@register_model("sparse-kl", check=_check_kl)
+def sparse_kl(
+    input_shape,
+    hidden: Sequence[int] = (512,),
+    rho: float = 0.05,  # target mean activation of each code unit
+    beta: float = 0.01,  # weight of the summed KL terms (BCE here is a per-pixel mean, so small)
+    activation: str = "relu",
+    loss: str = "bce",
+    output: str = "sigmoid",
+):
+    """Dense autoencoder with sigmoid codes and the KL sparsity penalty (UFLDL sparse autoencoder)."""
+    base = dense_autoencoder(input_shape, hidden, activation, "sigmoid", 0.0, loss, output)
+    return KLSparseAutoencoder(base.encoder, base.decoder, input_shape, rho, beta,
+                               output=output, loss=loss)
+
+
+def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Zero all but the k largest entries of each row of (N, D) codes.
+
+    The kept values are scattered into zeros, so the gradient flows only through them.
+    """
+    if k >= z.shape[1]:
+        return z
+    values, index = z.topk(k, dim=1)
+    return torch.zeros_like(z).scatter(1, index, values)
+
+
+class TiedLinear(nn.Module):
+    """The transpose of another Linear layer's weight, plus a bias of its own (tied weights)."""
+
+    def __init__(self, source: nn.Linear):
+        super().__init__()
+        # A plain reference, not a submodule: registering it would list the shared weight twice
+        # in state_dict (and checkpoints refuse tensors that share memory).
+        self.__dict__["source"] = source
+        self.bias = nn.Parameter(torch.zeros(source.in_features))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return F.linear(z, self.source.weight.t(), self.bias)
+
+
+class KSparseAutoencoder(Autoencoder):
+    """Makhzani & Frey (2013): linear codes of which only the k largest per sample survive in
+    training and the alpha·k largest when encoding in eval mode (``model.eval()``).
+
+    With ``k_start``, k falls linearly from k_start to k over the first half of the epochs, the
+    paper's remedy for units that never win the top k (``fit`` calls ``on_epoch_start``).
+    """
+
+    def __init__(self, encoder, decoder, input_shape, k: int, alpha: float = 1.0,
+                 k_start: int | None = None, **kwargs):
+        super().__init__(encoder, decoder, input_shape, **kwargs)
+        self.k, self.alpha, self.k_start = int(k), float(alpha), k_start
+        self.k_train = self.k  # the k of the current epoch; moved by on_epoch_start
+
+    @property
+    def k_eval(self) -> int:
+        return round(self.alpha * self.k)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x)
+        return keep_top_k(z, self.k_train if self.training else self.k_eval)
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        if self.k_start is None:
+            return
+        done = min((epoch - 1) / max(epochs // 2, 1), 1.0)  # 0 at epoch 1, 1 from mid-training on
+        self.k_train = round(self.k_start + (self.k - self.k_start) * done)
+
+
+def _check_k_sparse(p: dict) -> None:
+    hidden = [int(h) for h in p["hidden"]]
+    size, k = hidden[-1], p["k"]
+    if not 1 <= k <= size:
+        raise ConfigError(f"k = {k} is not allowed; keep between 1 and the code size {size}.")
+    if p["alpha"] <= 0 or not 1 <= round(p["alpha"] * k) <= size:
+        raise ConfigError(f"alpha = {p['alpha']} gives alpha·k = {p['alpha'] * k:g} units at encoding "
+                          f"time; it must be positive and at most the code size {size}.")
+    if p["k_start"] is not None and not k <= p["k_start"] <= size:
+        raise ConfigError(f"k_start = {p['k_start']} is not allowed; use a value from k = {k} "
+                          f"to the code size {size}.")
+    if p["tied"] and len(hidden) != 1:
+        raise ConfigError(f"tied = true needs a single hidden layer, got hidden = {hidden}.")
+
+
+@register_model("k-sparse", check=_check_k_sparse)
+def k_sparse(
+    input_shape,
+    hidden: Sequence[int] = (512,),
+    k: int = 25,  # code units kept per sample in training
+    alpha: float = 1.0,  # alpha·k units are kept when encoding in eval mode
+    k_start: int | None = None,  # if set, k falls linearly from this to k over the first half
+    tied: bool = False,  # decoder weight = encoder weight transposed (single hidden layer)
+    activation: str = "relu",
+    loss: str = "bce",
+    output: str = "sigmoid",
+):
+    """k-sparse autoencoder: linear codes, top-k selection, optional tied weights."""
+    base = dense_autoencoder(input_shape, hidden, activation, "linear", 0.0, loss, output)
+    decoder = base.decoder
+    if tied:
+        decoder = nn.Sequential(TiedLinear(base.encoder[1]), nn.Unflatten(1, tuple(input_shape)))
+    return KSparseAutoencoder(base.encoder, decoder, input_shape, k, alpha, k_start,
+                              output=output, loss=loss)

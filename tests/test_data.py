@@ -1,0 +1,202 @@
+"""Data: IDX checks, sources and download, splits by invariants, user data."""
+
+import functools
+import gzip
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from aelab import data as D
+from aelab.errors import DataError
+
+from .conftest import needs_fashion
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+def write_idx_set(folder, n_train=20, n_test=10, gz=True):
+    """Four small IDX files shaped like MNIST's; returns the bytes written per file name."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for part, n in (("train", n_train), ("test", n_test)):
+        imgs = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = np.arange(n, dtype=np.uint8) % 10
+        for stem, arr in zip(D.IDX_FILES[part], (imgs, labels)):
+            raw = idx_bytes(arr)
+            name = stem + (".gz" if gz else "")
+            payload = gzip.compress(raw) if gz else raw
+            (folder / name).write_bytes(payload)
+            written[name] = payload
+    return written
+
+
+def test_idx_round_trip_raw_and_gz(tmp_path):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    (tmp_path / "a").write_bytes(idx_bytes(arr))
+    (tmp_path / "a.gz").write_bytes(gzip.compress(idx_bytes(arr)))
+    assert np.array_equal(D.read_idx(tmp_path / "a"), arr)
+    assert np.array_equal(D.read_idx(tmp_path / "a.gz"), arr)
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda b: b[:-5], "truncated"),
+        (lambda b: b + b"xx", "longer than its header"),
+        (lambda b: b"\x01" + b[1:], "magic"),
+        (lambda b: b[:2] + b"\x0c" + b[3:], "truncated"),  # says int32 but holds bytes
+        (lambda b: b[:2] + b"\x42" + b[3:], "type code"),
+    ],
+)
+def test_idx_corruption_names_the_file(tmp_path, mangle, message):
+    path = tmp_path / "broken-idx3-ubyte"
+    path.write_bytes(mangle(idx_bytes(np.zeros((3, 4, 4), np.uint8))))
+    with pytest.raises(DataError, match=message) as err:
+        D.read_idx(path)
+    assert "broken-idx3-ubyte" in str(err.value)
+
+
+def test_corrupt_gzip_names_the_file(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(b"\x00" * 100)[:20])
+    with pytest.raises(DataError, match="x.gz"):
+        D.read_idx(path)
+
+
+def test_data_dir_beats_cache_and_env(tmp_path, monkeypatch):
+    write_idx_set(tmp_path / "given", n_train=20)
+    write_idx_set(tmp_path / "env" / "mnist", n_train=30)
+    write_idx_set(D.cache_dir() / "mnist", n_train=40)
+    assert len(D.load_dataset("mnist", "train", data_dir=tmp_path / "given", download=False)) == 20
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path / "env"))
+    assert len(D.load_dataset("mnist", "train", download=False)) == 30
+    monkeypatch.delenv("AELAB_DATA")
+    ds = D.load_dataset("mnist", "all", download=False)
+    assert len(ds) == 50 and ds.x.shape[1:] == (1, 28, 28) and 0 <= ds.x.min() and ds.x.max() <= 1
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match="--data-dir"):
+        D.load_dataset("mnist", data_dir=tmp_path)
+    with pytest.raises(DataError, match="AELAB_DATA"):
+        D.load_dataset("mnist", download=False)
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP server on 127.0.0.1 serving small IDX .gz files made here."""
+    served = tmp_path / "served"
+    written = write_idx_set(served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setitem(D.MIRRORS, "mnist", [f"http://127.0.0.1:{server.server_port}/"])
+    digests = {k: hashlib.sha256(v).hexdigest() for k, v in written.items()}
+    monkeypatch.setitem(D.SHA256, "mnist", digests)
+    yield digests
+    server.shutdown()
+
+
+def test_download_verifies_and_caches(mirror):
+    calls = []
+    ds = D.load_dataset("mnist", "all", progress=lambda done, total: calls.append((done, total)))
+    assert len(ds) == 30 and calls and calls[-1][0] == calls[-1][1]
+    cached = sorted(p.name for p in (D.cache_dir() / "mnist").iterdir())
+    assert cached == sorted(mirror)  # no temporary files left behind
+    D.MIRRORS["mnist"] = ["http://127.0.0.1:9/"]  # nothing listens: a second load must use the cache
+    assert len(D.load_dataset("mnist", "all")) == 30
+
+
+def test_download_digest_mismatch_leaves_nothing(mirror):
+    D.SHA256["mnist"]["train-images-idx3-ubyte.gz"] = "0" * 64
+    with pytest.raises(DataError, match="SHA-256"):
+        D.load_dataset("mnist")
+    assert not any(p.name.startswith("train-images") for p in (D.cache_dir() / "mnist").iterdir())
+
+
+def test_embedded_datasets(digits5k):
+    assert digits5k.x.shape == (5000, 1, 28, 28) and len(digits5k.class_names) == 10
+    assert digits5k.x.min() >= 0 and digits5k.x.max() <= 1 and digits5k.x.max() > 0.9
+    assert torch.bincount(digits5k.y).tolist() == [500] * 10
+    assert D.load_dataset("digits").x.shape == (1797, 1, 8, 8)
+
+
+def check_split(ds, splits, sizes):
+    assert [len(v) for v in splits.values()] == sizes
+    assert sum(len(v) for v in splits.values()) == len(ds)
+    for k, v in splits.items():
+        counts = torch.bincount(v.y, minlength=len(ds.class_names)).float()
+        expected = torch.bincount(ds.y, minlength=len(ds.class_names)).float() * len(v) / len(ds)
+        assert (counts - expected).abs().max() <= 1.0, k
+
+
+def test_stratified_split_invariants(digits5k):
+    ds = D.limit_per_class(digits5k, 1400, seed=0)
+    assert len(ds) == 1400 and torch.bincount(ds.y).tolist() == [140] * 10
+    tagged = D.Dataset(ds.name, ds.x, ds.y, ds.class_names)
+    tagged.x = tagged.x.clone()
+    tagged.x[:, 0, 0, 0] = torch.arange(len(ds), dtype=torch.float32)  # a unique id per image
+    splits = D.stratified_split(tagged, [5, 1, 1], seed=3)
+    check_split(tagged, splits, [1000, 200, 200])
+    ids = {k: set(v.x[:, 0, 0, 0].long().tolist()) for k, v in splits.items()}
+    assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
+    assert set().union(*ids.values()) == set(range(1400))
+    again = D.stratified_split(tagged, [5 / 7, 1 / 7, 1 / 7], seed=3)
+    assert torch.equal(again["test"].x, splits["test"].x)
+    other = D.stratified_split(tagged, [5, 1, 1], seed=4)
+    assert not torch.equal(other["test"].x, splits["test"].x)
+
+
+def test_filter_by_names_or_indices(digits5k):
+    by_name = D.filter_classes(digits5k, ["3", "7"])
+    by_index = D.filter_classes(digits5k, [7, 3])
+    assert torch.equal(by_name.x, by_index.x) and by_name.class_names == ["3", "7"]
+    assert set(by_name.y.tolist()) == {0, 1} and len(by_name) == 1000
+    with pytest.raises(DataError, match="choose from"):
+        D.filter_classes(digits5k, ["eleven"])
+
+
+def test_class_distribution(digits5k):
+    rows = D.class_distribution(D.filter_classes(digits5k, [0, 1]))
+    assert rows == [("0", 500, 50.0), ("1", 500, 50.0)]
+
+
+@needs_fashion
+def test_fashion_shoes_split_is_exact():
+    ds = D.filter_classes(D.load_dataset("fashion-mnist", "all"), ["Sandal", "Sneaker", "Ankle boot"])
+    splits = D.stratified_split(ds, [5, 1, 1], seed=42)
+    assert [len(v) for v in splits.values()] == [15000, 3000, 3000]
+    for v in splits.values():
+        assert torch.bincount(v.y).tolist() == [len(v) // 3] * 3
+
+
+def test_npz_rgb_and_image_folder(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "rgb.npz", x=rgb, y=np.array([0, 1, 0, 1, 0, 1]))
+    ds = D.load_dataset(str(tmp_path / "rgb.npz"))
+    assert ds.x.shape == (6, 3, 8, 8) and torch.allclose(ds.x[0, :, 0, 0] * 255, torch.tensor(rgb[0, 0, 0], dtype=torch.float32))
+    import matplotlib.image
+
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(3):
+            matplotlib.image.imsave(tmp_path / "imgs" / cls / f"{i}.png", rgb[i])
+    folder = D.load_dataset(str(tmp_path / "imgs"))
+    assert folder.x.shape == (6, 3, 8, 8) and folder.class_names == ["cats", "dogs"]
+    np.savez(tmp_path / "bad.npz", images=rgb)
+    with pytest.raises(DataError, match="no array named 'x'"):
+        D.load_dataset(str(tmp_path / "bad.npz"))
+
+
+def test_unknown_dataset_lists_names():
+    with pytest.raises(DataError, match="mnist-5k"):
+        D.load_dataset("cifar-99")
