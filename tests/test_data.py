@@ -29,7 +29,7 @@ def write_idx_set(folder, n_train=20, n_test=10, gz=True):
     for part, n in (("train", n_train), ("test", n_test)):
         imgs = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = np.arange(n, dtype=np.uint8) % 10
-        for stem, arr in zip(D.IDX_FILES[part], (imgs, labels)):
+        for stem, arr in zip(D.IDX_FILES[part], (imgs, labels), strict=True):
             raw = idx_bytes(arr)
             name = stem + (".gz" if gz else "")
             payload = gzip.compress(raw) if gz else raw
@@ -44,6 +44,14 @@ def test_idx_round_trip_raw_and_gz(tmp_path):
     (tmp_path / "a.gz").write_bytes(gzip.compress(idx_bytes(arr)))
     assert np.array_equal(D.read_idx(tmp_path / "a"), arr)
     assert np.array_equal(D.read_idx(tmp_path / "a.gz"), arr)
+
+
+@pytest.mark.parametrize("code, dtype", [(0x09, ">i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")])
+def test_idx_big_endian_types(tmp_path, code, dtype):
+    arr = (np.arange(12).reshape(3, 4) - 5).astype(dtype)
+    (tmp_path / "t").write_bytes(bytes([0, 0, code, 2, 0, 0, 0, 3, 0, 0, 0, 4]) + arr.tobytes())
+    got = D.read_idx(tmp_path / "t")
+    assert got.dtype.isnative and np.array_equal(got, arr)
 
 
 @pytest.mark.parametrize(
@@ -81,13 +89,35 @@ def test_data_dir_beats_cache_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv("AELAB_DATA")
     ds = D.load_dataset("mnist", "all", download=False)
     assert len(ds) == 50 and ds.x.shape[1:] == (1, 28, 28) and 0 <= ds.x.min() and ds.x.max() <= 1
+    assert ds.x.dtype == torch.float32 and ds.y.dtype == torch.int64 and ds.x.is_contiguous()
+    assert ds.source == str(D.cache_dir() / "mnist")
+    write_idx_set(tmp_path / "flat", n_train=15, gz=False)  # raw files directly in AELAB_DATA
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path / "flat"))
+    assert len(D.load_dataset("MNIST", "test", download=False)) == 10
+    assert len(D.load_dataset("mnist", "train", download=False)) == 15
 
 
-def test_missing_data_says_how_to_get_it(tmp_path):
+def test_wrong_data_dir_is_an_error_not_a_fallback(tmp_path):
+    write_idx_set(D.cache_dir() / "mnist")
+    with pytest.raises(DataError, match="does not hold the mnist IDX files"):
+        D.load_dataset("mnist", data_dir=tmp_path / "empty")
+
+
+def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="--data-dir"):
         D.load_dataset("mnist", data_dir=tmp_path)
-    with pytest.raises(DataError, match="AELAB_DATA"):
+    with pytest.raises(DataError, match="AELAB_DATA.*allow the download"):
         D.load_dataset("mnist", download=False)
+    monkeypatch.setitem(D.DEBIAN_DIRS, "fashion-mnist", tmp_path / "absent")
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        D.load_dataset("fashion-mnist", download=False)
+
+
+def test_labels_out_of_range_are_caught(tmp_path):
+    write_idx_set(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.full(10, 12, np.uint8))))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz holds labels outside 0..9"):
+        D.load_dataset("mnist", "test", data_dir=tmp_path)
 
 
 @pytest.fixture
@@ -98,7 +128,11 @@ def mirror(tmp_path, monkeypatch):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    bad = served / "bad"
+    bad.mkdir()
+    for name in written:  # a corrupt copy of every file, for the mirror fail-over test
+        (bad / name).write_bytes(b"corrupt")
     monkeypatch.setitem(D.MIRRORS, "mnist", [f"http://127.0.0.1:{server.server_port}/"])
     digests = {k: hashlib.sha256(v).hexdigest() for k, v in written.items()}
     monkeypatch.setitem(D.SHA256, "mnist", digests)
@@ -118,9 +152,20 @@ def test_download_verifies_and_caches(mirror):
 
 def test_download_digest_mismatch_leaves_nothing(mirror):
     D.SHA256["mnist"]["train-images-idx3-ubyte.gz"] = "0" * 64
-    with pytest.raises(DataError, match="SHA-256"):
+    with pytest.raises(DataError, match=r"SHA-256") as err:
         D.load_dataset("mnist")
-    assert not any(p.name.startswith("train-images") for p in (D.cache_dir() / "mnist").iterdir())
+    assert "http://127.0.0.1" in str(err.value) and "train-images-idx3-ubyte.gz" in str(err.value)
+    assert list((D.cache_dir() / "mnist").iterdir()) == []  # no partial or temporary file
+
+
+def test_download_skips_a_mirror_with_a_bad_copy(mirror):
+    good = D.MIRRORS["mnist"][0]
+    D.MIRRORS["mnist"] = [good + "bad/", "http://127.0.0.1:9/", good]
+    assert len(D.load_dataset("mnist", "test")) == 10
+    D.MIRRORS["mnist"] = [good + "bad/"]
+    (D.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="bad/t10k-labels-idx1-ubyte.gz"):
+        D.load_dataset("mnist", "test")
 
 
 def test_embedded_datasets(digits5k):
@@ -156,13 +201,40 @@ def test_stratified_split_invariants(digits5k):
     assert not torch.equal(other["test"].x, splits["test"].x)
 
 
+def test_unlabelled_split_is_random_and_exact(digits5k):
+    ds = D.Dataset("u", digits5k.x[:70], None, [])
+    a, b = D.stratified_split(ds, [5, 2], seed=1), D.stratified_split(ds, [5, 2], seed=1)
+    assert list(a) == ["train", "test"] and [len(v) for v in a.values()] == [50, 20]
+    assert torch.equal(a["test"].x, b["test"].x) and a["test"].y is None
+
+
+def test_split_of_too_little_data_says_so(digits5k):
+    with pytest.raises(DataError, match="Cannot split"):
+        D.stratified_split(D.limit_per_class(digits5k, 12, seed=0), [5, 1, 1], seed=0)
+
+
+def test_distribution_table_lists_counts_and_percent(digits5k):
+    from rich.console import Console
+
+    ds = D.limit_per_class(D.filter_classes(digits5k, [0, 1, 2]), 210, seed=0)
+    console = Console(width=120, record=True)
+    console.print(D.distribution_table(D.stratified_split(ds, [5, 1, 1], seed=0)))
+    text = console.export_text()
+    assert "train" in text and "val" in text and "test" in text
+    assert "50 33.3%" in text and "10 33.3%" in text and "150 71.4%" in text
+    assert [line.split()[1] for line in text.splitlines() if "33.3%" in line] == ["0", "1", "2"]
+
+
 def test_filter_by_names_or_indices(digits5k):
     by_name = D.filter_classes(digits5k, ["3", "7"])
     by_index = D.filter_classes(digits5k, [7, 3])
     assert torch.equal(by_name.x, by_index.x) and by_name.class_names == ["3", "7"]
     assert set(by_name.y.tolist()) == {0, 1} and len(by_name) == 1000
-    with pytest.raises(DataError, match="choose from"):
+    with pytest.raises(DataError, match="choose from: 0, 1, 2"):
         D.filter_classes(digits5k, ["eleven"])
+    fake = D.Dataset("f", digits5k.x[:10], torch.arange(10), list(D.FASHION_MNIST_CLASSES))
+    shoes = D.filter_classes(fake, ["ankle BOOT", "sandal", "7"])  # any case; digit strings are indices
+    assert shoes.class_names == ["Sandal", "Sneaker", "Ankle boot"] and shoes.y.tolist() == [0, 1, 2]
 
 
 def test_class_distribution(digits5k):
@@ -172,7 +244,10 @@ def test_class_distribution(digits5k):
 
 @needs_fashion
 def test_fashion_shoes_split_is_exact():
-    ds = D.filter_classes(D.load_dataset("fashion-mnist", "all"), ["Sandal", "Sneaker", "Ankle boot"])
+    full = D.load_dataset("fashion-mnist", "all")
+    assert full.x.shape == (70000, 1, 28, 28) and full.source == "/usr/share/datasets/fashion-mnist"
+    assert torch.bincount(full.y).tolist() == [7000] * 10 and full.y[0] == 9  # first train image: a boot
+    ds = D.filter_classes(full, ["Sandal", "Sneaker", "Ankle boot"])
     splits = D.stratified_split(ds, [5, 1, 1], seed=42)
     assert [len(v) for v in splits.values()] == [15000, 3000, 3000]
     for v in splits.values():
@@ -184,17 +259,49 @@ def test_npz_rgb_and_image_folder(tmp_path):
     np.savez(tmp_path / "rgb.npz", x=rgb, y=np.array([0, 1, 0, 1, 0, 1]))
     ds = D.load_dataset(str(tmp_path / "rgb.npz"))
     assert ds.x.shape == (6, 3, 8, 8) and torch.allclose(ds.x[0, :, 0, 0] * 255, torch.tensor(rgb[0, 0, 0], dtype=torch.float32))
-    import matplotlib.image
+    from PIL import Image
 
     for cls in ("cats", "dogs"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(3):
-            matplotlib.image.imsave(tmp_path / "imgs" / cls / f"{i}.png", rgb[i])
+            Image.fromarray(rgb[i]).save(tmp_path / "imgs" / cls / f"{i}.png")
     folder = D.load_dataset(str(tmp_path / "imgs"))
     assert folder.x.shape == (6, 3, 8, 8) and folder.class_names == ["cats", "dogs"]
+    assert torch.equal(folder.x[:3], ds.x[:3]) and folder.y.tolist() == [0, 0, 0, 1, 1, 1]
     np.savez(tmp_path / "bad.npz", images=rgb)
     with pytest.raises(DataError, match="no array named 'x'"):
         D.load_dataset(str(tmp_path / "bad.npz"))
+
+
+def test_npz_names_and_ranges(tmp_path):
+    x = np.linspace(0, 1, 4 * 5 * 5, dtype=np.float32).reshape(4, 5, 5)
+    np.savez(tmp_path / "g.npz", x=x, y=np.array([2, 0, 2, 0]), class_names=np.array(["a", "b", "c"]))
+    ds = D.load_dataset(str(tmp_path / "g.npz"))
+    assert ds.x.shape == (4, 1, 5, 5) and ds.class_names == ["a", "b", "c"] and ds.y.tolist() == [2, 0, 2, 0]
+    np.savez(tmp_path / "s.npz", x=x, y=np.array(["cat", "dog", "cat", "dog"]))
+    ds = D.load_dataset(str(tmp_path / "s.npz"))
+    assert ds.class_names == ["cat", "dog"] and ds.y.tolist() == [0, 1, 0, 1]
+    np.savez(tmp_path / "r.npz", x=x * 2)
+    with pytest.raises(DataError, match=r"floats in \[0, 1\]"):
+        D.load_dataset(str(tmp_path / "r.npz"))
+    with pytest.raises(DataError, match="does not exist"):
+        D.load_dataset(str(tmp_path / "missing.npz"))
+
+
+def test_image_folder_grayscale_jpeg_and_odd_size(tmp_path):
+    from PIL import Image
+
+    gray = np.random.default_rng(1).integers(0, 256, (4, 6, 6), dtype=np.uint8)
+    for i, cls in enumerate(("b", "a", "a", "b")):
+        (tmp_path / cls).mkdir(exist_ok=True)
+        Image.fromarray(gray[i]).save(tmp_path / cls / f"{i}.png")
+    Image.fromarray(gray[0]).save(tmp_path / "a" / "z.jpg", quality=95)
+    ds = D.load_dataset(str(tmp_path))
+    assert ds.x.shape == (5, 1, 6, 6) and ds.class_names == ["a", "b"] and ds.y.tolist() == [0, 0, 0, 1, 1]
+    assert torch.equal(ds.x[0, 0], torch.from_numpy(gray[1]).float() / 255)
+    Image.fromarray(np.zeros((7, 6), np.uint8)).save(tmp_path / "b" / "odd.png")
+    with pytest.raises(DataError, match="odd.png has shape"):
+        D.load_dataset(str(tmp_path))
 
 
 def test_unknown_dataset_lists_names():

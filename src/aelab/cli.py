@@ -30,15 +30,24 @@ def run(
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else AELAB_DATA, cache, ...)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=3."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the run folder."),
+    track: list[str] = typer.Option([], help="Also log the run to a tracker: mlflow or tensorboard."),
+    track_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI or TensorBoard folder."),
 ):
     """Run a study: train its models, evaluate, write the run folder and report."""
     from .errors import AelabError
 
     try:
         from .study import load_study, run_study
+        from .track import check_tracker, track_run
 
+        for kind in track:
+            check_tracker(kind)
         spec = load_study(study, quick=quick, overrides=set_, seed=seed)
         folder = run_study(spec, out=out, data_dir=data_dir, quiet=quiet)
+        for kind in track:
+            where = track_run(kind, folder, track_uri)
+            if not quiet:
+                typer.echo(f"Logged to {kind}: {where}")
     except AelabError as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -86,6 +95,40 @@ def show(study: str = typer.Argument(..., help="A built-in study name or a .toml
             t = r.train
             typer.echo(f"  {r.name}: model {r.model}, epochs {t.epochs}, batch {t.batch_size}, "
                        f"{t.optimizer} lr {t.learning_rate if t.learning_rate is not None else 'default'}")
+    except AelabError as err:
+        _fail(err)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A finished run folder.")):
+    """Rebuild report.html of a run folder from its files, without retraining."""
+    from .errors import AelabError
+
+    try:
+        from .report.html import write_report
+
+        typer.echo(str(write_report(run_dir)))
+    except AelabError as err:
+        _fail(err)
+
+
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders to compare."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default compare-<timestamp>/)."),
+):
+    """Compare the runs of several run folders: a table, overlaid loss curves, HTML and CSV."""
+    from .errors import AelabError
+
+    try:
+        from rich.console import Console
+
+        from .report.html import compare_runs, comparison_table
+
+        result = compare_runs(run_dirs, out)
+        console = Console()
+        console.print(comparison_table(result))
+        console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", highlight=False)
     except AelabError as err:
         _fail(err)
 

@@ -66,7 +66,7 @@ def accuracy_report(y_true, y_pred, class_names: Sequence[str]) -> dict:
 
 
 def linear_probe(train: tuple, val: tuple, test: tuple,
-                 Cs: Sequence[float] = (0.01, 0.1, 1.0), max_iter: int = 300) -> dict:
+                 Cs: Sequence[float] = (0.01, 0.1, 1.0), max_iter: int = 100) -> dict:
     """Logistic regression on frozen features: fit on train for each C, keep the C with the best
     validation accuracy, report its test accuracy.
 

@@ -156,6 +156,11 @@ def load_study(name_or_path: str, quick: bool = False, overrides=(), seed: int |
     quick_table = resolved.pop("quick", {})
     if quick:
         _merge(resolved, quick_table)
+        # A [quick] train setting also beats a model's own one (else `epochs = 100` would survive).
+        for m in resolved.get("models", []):
+            if isinstance(m, dict) and isinstance(m.get("train"), dict):
+                for key in quick_table.get("train", {}):
+                    m["train"].pop(key, None)
     for item in overrides:
         keys, value = parse_override(item) if isinstance(item, str) else item
         if keys[0] == "models" and len(keys) > 1:  # models.<name>.params.x = v
@@ -424,7 +429,7 @@ def _train_one(spec: RunSpec, splits, input_shape, console, progress) -> RunResu
 
         torch.manual_seed(spec.train.seed)
         model = create_model(spec.model, input_shape, **spec.params)
-        task = progress.add_task(spec.name, total=spec.train.epochs, info="") if progress else None
+        task = progress.add_task(spec.name, total=spec.train.epochs, info="", unit="epochs") if progress else None
 
         def tick(rec):
             if progress is not None:
@@ -489,8 +494,10 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
     console.rule(f"[bold]{study.name}")
     if study.description:
         console.print(study.description, markup=False, highlight=False)
-    splits, info = load_data(study, data_dir, console)
-    from .report.console import print_data
+    from .report.console import print_data, status
+
+    with status(console, f"Loading {study.data.dataset} ..."):
+        splits, info = load_data(study, data_dir, console)
 
     print_data(console, info)
     labelled = sorted({s.kind for s in study.steps} & LABELLED_STEPS)
@@ -515,11 +522,13 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
                 except AelabError as err:
                     console.print(f"[red]Model {spec.label} cannot be built:[/red] {err}")
         progress = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                             console=console, transient=False, disable=quiet)
         with progress:
+            study_task = progress.add_task(study.name, total=len(specs), info="", unit="runs")
             for spec in specs:
                 result = _train_one(spec, splits, input_shape, console, progress)
+                progress.update(study_task, advance=1)
                 if result.model is not None and result.history is not None:
                     save_checkpoint(folder.path / "checkpoints" / f"{spec.name}.safetensors", result.model)
                 results.append(result)
@@ -558,14 +567,11 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
         folder.write_text("study.toml", tomli_w.dumps(_drop_none(study.resolved)))
         folder.write_json("metrics.json", metrics)
         folder.write_text("history.csv", history_csv(metrics["runs"]))
-        try:
-            from .report.html import write_report
-
-            write_report(folder.path, metrics)
-        except ImportError:
-            pass
-        console.print(f"\nRun folder: [bold]{folder.final}[/bold]")
+        console.print(f"\nRun folder: [bold]{folder.final}[/bold] (open report.html in a browser)")
         folder.write_text("console.log", console.export_text())
+        from .report.html import write_report
+
+        write_report(folder.path, metrics)  # after console.log, which the report includes
         return folder.finish()
     except BaseException:
         folder.abort(keep=any(r.history is not None for r in results))

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from rich.table import Table
+
+
+@contextlib.contextmanager
+def status(console, text: str):
+    """A spinner with ``text`` while a long step runs (data loading, probes, clustering).
+
+    Silent for quiet or non-terminal consoles, so logs and console.log get no spinner frames.
+    """
+    if console is None or console.quiet or not console.is_terminal:
+        yield
+        return
+    with console.status(text):
+        yield
 
 
 def print_data(console, info: dict) -> None:

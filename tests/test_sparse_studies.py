@@ -1,0 +1,90 @@
+"""The sparse-codes and novelty studies end to end (--quick), and their load-time errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from aelab.errors import ConfigError
+from aelab.study import load_study, run_study
+
+
+def _metrics(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_sparse_codes_quick_runs_end_to_end(tmp_path):
+    folder = run_study(load_study("sparse-codes", quick=True), out=tmp_path / "x", quiet=True)
+    m = _metrics(folder)
+    runs = {e["name"]: e for e in m["runs"]}
+    assert set(runs) == {"l1", "kl", "ksparse-k10", "ksparse-k25", "ksparse-k40", "ksparse-k70",
+                         "raw-pixels"}
+    classes = m["dataset"]["class_names"]
+    for name, e in runs.items():
+        assert 0 <= e["probe_accuracy"] <= 1
+        assert 0 <= e["kmeans_acc"] <= 1 and 0 <= e["kmeans_nmi"] <= 1
+        assert set(e["probe_per_class_accuracy"]) == set(classes)
+        if name == "raw-pixels":
+            assert "history" not in e and "finetune_accuracy" not in e
+            continue
+        assert 0 <= e["finetune_accuracy"] <= 1
+        assert set(e["per_class_accuracy"]) == set(classes)
+        assert len(e["finetune_history"]) == 10
+        assert 0 <= e["active_fraction"] <= 1
+    assert [runs[f"ksparse-k{k}"]["k"] for k in (10, 25, 40, 70)] == [10, 25, 40, 70]
+    figures = {p.stem for p in (folder / "figures").iterdir()}
+    assert {"accuracy_vs_k", "confusion-kl", "filters-ksparse-k25", "loss_curves"} <= figures
+    log = (folder / "console.log").read_text()
+    assert "train error" in log and "test accuracy" in log
+
+
+@pytest.mark.realdata
+def test_novelty_quick_scores_all_ten_fashion_classes(tmp_path):
+    from aelab.data import DEBIAN_DIRS
+
+    if not DEBIAN_DIRS["fashion-mnist"].is_dir():
+        pytest.skip("Fashion-MNIST IDX files are not installed")
+    folder = run_study(load_study("novelty", quick=True), out=tmp_path / "x", quiet=True)
+    m = _metrics(folder)
+    for e in m["runs"]:
+        assert 0 <= e["auroc"] <= 1
+        assert set(e["auroc_per_class"]) == {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                             "Shirt", "Bag"}
+    assert "novelty-stacked" in m["figures"]
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("models.ksparse-k25.params.k=600", "k = 600"),
+        ("models.ksparse-k70.params.alpha=8", "alpha = 8"),
+        ("models.kl.params.rho=1.0", "rho = 1.0"),
+    ],
+)
+def test_bad_sparse_settings_fail_when_the_study_loads(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_study("sparse-codes", overrides=[override])
+
+
+def test_a_probe_on_unlabelled_data_stops_before_training(tmp_path):
+    path = tmp_path / "unlabelled.npz"
+    np.savez(path, x=np.random.default_rng(0).random((60, 8, 8), dtype=np.float32))
+    study = tmp_path / "s.toml"
+    study.write_text(f"""
+name = "unlabelled"
+[data]
+dataset = "{path}"
+[train]
+epochs = 1
+[[models]]
+name = "ae"
+model = "stacked"
+params = {{ hidden = [8] }}
+[[steps]]
+kind = "linear_probe"
+""")
+    with pytest.raises(ConfigError, match="need class labels"):
+        run_study(load_study(str(study)), out=tmp_path / "x", quiet=True)
+    assert not (tmp_path / "x").exists()
