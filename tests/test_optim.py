@@ -37,7 +37,21 @@ def test_nadam_matches_keras_update_rule():
         p.grad = torch.tensor([g], dtype=torch.float64)
         opt.step()
         ours.append(p.item())
-    np.testing.assert_allclose(ours, keras_nadam(grads, 0.01), rtol=1e-6)  # torch keeps mu_product in float32
+    np.testing.assert_allclose(ours, keras_nadam(grads, 0.01), rtol=1e-12)
+
+
+def test_nadam_equals_torch_nadam_with_keras_schedule():
+    torch.manual_seed(0)
+    a = nn.Parameter(torch.randn(1000))
+    b = nn.Parameter(a.detach().clone())
+    ours = make_optimizer("nadam", [a], learning_rate=1e-3)
+    ref = torch.optim.NAdam([b], lr=1e-3, eps=1e-7, momentum_decay=1.0)  # 0.96**(t * 1)
+    for _ in range(20):
+        g = torch.randn(1000)
+        a.grad, b.grad = g.clone(), g.clone()
+        ours.step()
+        ref.step()
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_flat_parameters_alias_the_layers():

@@ -4,7 +4,8 @@ A study file has ``name``, ``description``, ``seed``, a ``[data]`` table, a ``[t
 (any scalar given as a list is a sweep: ``batch_size = [32, 256]`` gives two runs per model),
 ``[[models]]`` (``name``, registry ``model``, ``params``, per-model ``train`` overrides),
 ``[[steps]]`` (analyses and figures after training, by ``kind``) and ``[quick]`` (overrides
-applied by ``--quick``). Precedence: study file, then ``--quick``, then ``--set`` overrides.
+applied by ``--quick``; ``[quick.steps.<kind>]`` sets parameters of the steps of that kind).
+Precedence: study file, then ``--quick``, then ``--set`` overrides.
 Everything is validated when the study loads, before any data is read or folder made.
 """
 
@@ -155,7 +156,14 @@ def load_study(name_or_path: str, quick: bool = False, overrides=(), seed: int |
     resolved = copy.deepcopy(raw)
     quick_table = resolved.pop("quick", {})
     if quick:
+        # [quick.steps.<kind>] lowers the budget of every step of that kind (e.g. fewer epochs).
+        step_budgets = quick_table.pop("steps", {})
+        if not isinstance(step_budgets, dict):
+            raise ConfigError("quick.steps must be a table of step kinds, e.g. [quick.steps.finetune].")
         _merge(resolved, quick_table)
+        for step in resolved.get("steps", []):
+            if isinstance(step, dict) and isinstance(step_budgets.get(step.get("kind")), dict):
+                step.update(step_budgets[step["kind"]])
         # A [quick] train setting also beats a model's own one (else `epochs = 100` would survive).
         for m in resolved.get("models", []):
             if isinstance(m, dict) and isinstance(m.get("train"), dict):

@@ -70,18 +70,21 @@ def compare_reconstructions(model, images, n: int = 15, title: str = ""):
 
 
 def filter_grid(filters: torch.Tensor, title: str = "", ncols: int = 16):
-    """(n, C, H, W) filters in [0, 1] (e.g. evaluate.decoder_filters) as a tight grid."""
-    n = len(filters)
+    """(n, C, H, W) filters in [0, 1] (e.g. evaluate.decoder_filters) tiled into one image with
+    1-pixel white gaps (one imshow: 64 subplots would take seconds to draw)."""
+    f = filters.detach().float().cpu()
+    n, c, h, w = f.shape
+    ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.6, nrows * 0.6 + 0.5), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            img = filters[i].detach().float().cpu()
-            ax.imshow(img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy(),
-                      cmap="gray", vmin=0, vmax=1)
+    tiles = torch.ones(nrows * ncols, c, h + 1, w + 1)
+    tiles[:n, :, :h, :w] = f
+    mosaic = tiles.view(nrows, ncols, c, h + 1, w + 1).permute(0, 3, 1, 4, 2)
+    mosaic = mosaic.reshape(nrows * (h + 1), ncols * (w + 1), c)[:-1, :-1]
+    fig, ax = plt.subplots(figsize=(ncols * 0.6, nrows * 0.6 + 0.5))
+    ax.imshow(mosaic[..., 0].numpy() if c == 1 else mosaic.numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
     if title:
-        fig.suptitle(title)
+        ax.set_title(title)
     fig.tight_layout()
     return fig
 
