@@ -103,6 +103,7 @@ def test_run_study_writes_a_complete_folder(tmp_path):
                 "val_loss", "test_loss", "seconds", "seconds_per_epoch", "peak_rss_mb", "history"):
         assert key in run, key
     assert run["status"] == "completed" and len(run["history"]) == 1
+    assert "Results" in (out / "console.log").read_text()  # recorded even with quiet=True
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run")]  # no temp folder left
     with pytest.raises(AelabError, match="exists already"):
         run_study(study, out=out, quiet=True)

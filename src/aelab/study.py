@@ -497,7 +497,11 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
         study = load_study(study)
     if console is None:
         # Wide enough for the summary tables when writing to a file or a pipe.
-        console = Console(record=True, quiet=quiet, width=None if sys.stdout.isatty() else 120)
+        # Quiet still records console.log, it just prints to nowhere.
+        import io
+
+        sink = io.StringIO() if quiet else None
+        console = Console(record=True, file=sink, width=None if sys.stdout.isatty() and not quiet else 120)
     specs = expand_runs(study)
     console.rule(f"[bold]{study.name}")
     if study.description:
