@@ -208,3 +208,11 @@ def test_finetune_logs_each_epoch_and_learns_a_trivial_task():
     assert res["accuracy"] == 1.0
     # The study's model is left as it was: fine-tuning trains a copy.
     assert not torch.equal(res["classifier"].autoencoder.encoder[1].weight, m.encoder[1].weight)
+
+
+def test_the_classifier_head_sees_evaluation_time_codes_while_training():
+    m = create_model("k-sparse", hidden=[40], k=5, alpha=2.0)
+    clf = E.CodeClassifier(m, 3).train()
+    assert clf.training and not clf.autoencoder.training
+    codes = clf.autoencoder.encode(torch.rand(4, 1, 28, 28))
+    assert ((codes != 0).sum(1) == 10).all()  # alpha·k, as at test time

@@ -59,7 +59,7 @@ def test_one_step_changes_weights(name):
     opt = make_optimizer("adam", model.parameters())
     model.loss(_batch())["loss"].backward()
     opt.step()
-    changed = [not torch.equal(a, p) for a, p in zip(before, model.parameters())]
+    changed = [not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True)]
     assert all(changed), f"{name}: {changed.count(False)} parameter tensors did not move"
 
 
@@ -228,3 +228,14 @@ def test_optimizer_matches_keras(name, reference, lr):
         p.grad = torch.tensor(g)
         opt.step()
     np.testing.assert_allclose(p.detach().numpy(), reference(w0, grads, lr), rtol=1e-10, atol=1e-12)
+
+
+def test_bad_zoo_params_fail_when_a_study_loads():
+    from aelab.study import load_study
+
+    with pytest.raises(ConfigError, match="filters must be 3 positive integers"):
+        load_study("conv-lr", overrides=["models.convt.params.filters=[8, 4]"])
+    with pytest.raises(ConfigError, match="latent_dim and hidden must be >= 1"):
+        load_study("keras-tour", overrides=["models.vae.params.latent_dim=0"])
+    with pytest.raises(ConfigError, match="Unknown loss 'l2'"):
+        load_study("keras-tour", overrides=["models.conv.params.loss='l2'"])

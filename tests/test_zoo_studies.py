@@ -33,7 +33,7 @@ def test_keras_tour_study_settings():
     runs = {r.name: r for r in expand_runs(load_study("keras-tour"))}
     assert list(runs) == ["simple", "sparse", "deep", "conv", "denoising", "vae"]
     epochs = {n: r.train.epochs for n, r in runs.items()}
-    assert epochs == {"simple": 50, "sparse": 100, "deep": 100, "conv": 50, "denoising": 100, "vae": 50}
+    assert epochs == {"simple": 50, "sparse": 100, "deep": 100, "conv": 50, "denoising": 50, "vae": 50}
     assert runs["conv"].train.batch_size == 128 and runs["vae"].train.batch_size == 100
     assert runs["simple"].train.optimizer == "adadelta-original"
     assert runs["vae"].train.optimizer == "rmsprop"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 
-import math
-
 import torch
 from torch import nn
 

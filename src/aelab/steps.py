@@ -102,9 +102,7 @@ def code_activation(ctx, runs: list | None = None):
     compares it for the simple and the L1-sparse model)."""
     import torch
 
-    from .train import _tensor
-
-    x = _tensor(_test_images(ctx))
+    x = _test_images(ctx).x
     for r in _trained(ctx, runs):
         device = next(r.model.parameters()).device
         r.model.eval()
@@ -264,7 +262,7 @@ def linear_probe(ctx, runs: list | None = None, Cs: list | None = None, max_iter
     if "val" not in ctx.splits or "test" not in ctx.splits:
         raise ConfigError("Step linear_probe picks C on a validation split and reports test accuracy; "
                           "give data.split three weights (train, val, test).")
-    Cs = Cs or [0.01, 0.1, 1.0]
+    Cs = Cs or [0.001, 0.01, 0.1]
     tr, va, te = ctx.splits["train"], ctx.splits["val"], ctx.splits["test"]
     names = te.class_names
     targets = [(r.spec.name, r.metrics, lambda d, m=r.model: encode(m, d))

@@ -145,6 +145,7 @@ def fit(
 
     ``data`` maps "train" (and optionally "val") to a Dataset or an (N, C, H, W) tensor.
     Each callback receives the epoch record (epoch, train_loss, val_loss, ..., seconds).
+    A model with an ``on_epoch_start(epoch, epochs)`` method has it called before each epoch.
     A NaN or infinite loss ends the run with status "diverged"; the model keeps its weights.
     """
     device = resolve_device(config.device)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from .. import losses
 from ..errors import ConfigError
 from . import Autoencoder, register_model
 
@@ -53,7 +54,18 @@ def _filters(name: str, filters: Sequence[int], n: int) -> list[int]:
     return filters
 
 
-@register_model("conv")
+def _checker(name: str, n_filters: int | None = None) -> Callable[[dict], None]:
+    """The parameter check a study runs when it loads (filters and loss), before any data is read."""
+
+    def check(params: dict) -> None:
+        if n_filters:
+            _filters(name, params["filters"], n_filters)
+        losses.reconstruction(params["loss"])
+
+    return check
+
+
+@register_model("conv", check=_checker("conv", 3))
 def conv(input_shape, filters: Sequence[int] = (16, 8, 8), loss: str = "bce", output: str = "sigmoid"):
     """The blog's convolutional autoencoder: 3×3 convs 16-8-8 (ReLU, same) each followed by 2×2
     max-pooling (code 4×4×8 for 28×28); decoder conv 8 + upsample, conv 8 + upsample, conv 16
@@ -75,7 +87,7 @@ def conv(input_shape, filters: Sequence[int] = (16, 8, 8), loss: str = "bce", ou
     return Autoencoder(encoder, decoder, input_shape, output=output, loss=loss)
 
 
-@register_model("denoising-conv")
+@register_model("denoising-conv", check=_checker("denoising-conv"))
 def denoising_conv(input_shape, filters: int = 32, loss: str = "bce", output: str = "sigmoid"):
     """The blog's denoising model: conv 32 + pool twice (code 7×7×32), conv 32 + upsample twice,
     conv C. The noise is not part of the model: train it with ``input_noise = 0.5`` (clean
@@ -97,7 +109,7 @@ def _conv_t(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), nn.ReLU()]
 
 
-@register_model("conv-transposed")
+@register_model("conv-transposed", check=_checker("conv-transposed", 3))
 def conv_transposed(input_shape, filters: Sequence[int] = (32, 16, 8), loss: str = "sse",
                     output: str = "sigmoid"):
     """SPEC 1.4: three 3×3 convs of decreasing width (ReLU, same), max-pooling after the first

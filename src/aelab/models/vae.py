@@ -50,11 +50,17 @@ class VAE(Autoencoder):
         return {"loss": recon + kl, "recon": recon, "penalty": kl, "kl": kl}
 
 
-@register_model("vae")
+def _check(params: dict) -> None:
+    """Run when a study loads: sizes and loss name, before any data is read."""
+    if params["latent_dim"] < 1 or params["hidden"] < 1:
+        raise ConfigError(f"Model 'vae': latent_dim and hidden must be >= 1, got "
+                          f"{params['latent_dim']} and {params['hidden']}.")
+    losses.reconstruction(params["loss"])
+
+
+@register_model("vae", check=_check)
 def vae(input_shape, latent_dim: int = 2, hidden: int = 256, loss: str = "bce", output: str = "sigmoid"):
     """The blog's VAE: 784 -> 256 -> 2-D latent -> 256 -> 784, reconstruction + KL loss."""
-    if latent_dim < 1 or hidden < 1:
-        raise ConfigError(f"Model 'vae': latent_dim and hidden must be >= 1, got {latent_dim}, {hidden}.")
     n_in = flat_size(input_shape)
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU(), GaussianLatent(hidden, latent_dim))
     decoder = nn.Sequential(

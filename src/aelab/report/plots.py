@@ -169,9 +169,10 @@ def code_images(model, images, n: int = 10, title: str = ""):
     z = _predict(model, lambda m, v: m.encode(v), x)
     if z.dim() == 2:  # a flat code: one row of pixels
         z = z[:, None, None, :]
-    tiles = torch.cat(list(z.unbind(1)), dim=-1)[:, None]  # (n, 1, h, C*w)
-    tiles = tiles / tiles.abs().max().clamp_min(1e-12)
     c, h, w = z.shape[1:]
+    cols = next(d for d in range(1, c + 1) if c % d == 0 and d * d >= c)  # 8 channels: 2 rows of 4
+    tiles = z.view(-1, c // cols, cols, h, w).permute(0, 1, 3, 2, 4).reshape(-1, 1, c // cols * h, cols * w)
+    tiles = tiles / tiles.abs().max().clamp_min(1e-12)
     return image_grid([x, tiles.clamp(0, 1)], ["original", f"code: {c} channels of {h}×{w}"], title)
 
 
