@@ -91,7 +91,8 @@ def test_data_dir_beats_cache_and_env(tmp_path, monkeypatch):
     assert len(ds) == 50 and ds.x.shape[1:] == (1, 28, 28) and 0 <= ds.x.min() and ds.x.max() <= 1
     assert ds.x.dtype == torch.float32 and ds.y.dtype == torch.int64 and ds.x.is_contiguous()
     assert ds.source == str(D.cache_dir() / "mnist")
-    write_idx_set(tmp_path / "flat", n_train=15, gz=False)  # raw files directly in AELAB_DATA
+    write_idx_set(tmp_path / "flat" / "mnist", n_train=15, gz=False)  # raw files, per-dataset folder
+    write_idx_set(tmp_path / "flat", n_train=5, gz=False)  # ambiguous files in the root are ignored
     monkeypatch.setenv("AELAB_DATA", str(tmp_path / "flat"))
     assert len(D.load_dataset("MNIST", "test", download=False)) == 10
     assert len(D.load_dataset("mnist", "train", download=False)) == 15

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,14 +23,14 @@ def _fail(err: Exception) -> None:
 @app.command()
 def run(
     study: str = typer.Argument(..., help="A built-in study name (see `aelab list`) or a .toml file."),
-    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<study>-<timestamp>)."),
-    seed: Optional[int] = typer.Option(None, help="Override the study's seed."),
+    out: Path | None = typer.Option(None, help="Run folder (default runs/<study>-<timestamp>)."),
+    seed: int | None = typer.Option(None, help="Override the study's seed."),
     quick: bool = typer.Option(False, "--quick", help="Reduced budget from the study's [quick] table."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else AELAB_DATA, cache, ...)."),
+    data_dir: Path | None = typer.Option(None, help="Folder with the IDX files (else AELAB_DATA, cache, ...)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=3."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the run folder."),
     track: list[str] = typer.Option([], help="Also log the run to a tracker: mlflow or tensorboard."),
-    track_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI or TensorBoard folder."),
+    track_uri: str | None = typer.Option(None, help="MLflow tracking URI or TensorBoard folder."),
 ):
     """Run a study: train its models, evaluate, write the run folder and report."""
     from .errors import AelabError
@@ -61,7 +60,6 @@ def run(
 def list_():
     """List the built-in studies and the registered models."""
     import tomllib
-
     from rich.console import Console
     from rich.table import Table
 
@@ -115,7 +113,7 @@ def report(run_dir: Path = typer.Argument(..., help="A finished run folder.")):
 @app.command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., help="Run folders to compare."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default compare-<timestamp>/)."),
+    out: Path | None = typer.Option(None, help="Output folder (default compare-<timestamp>/)."),
 ):
     """Compare the runs of several run folders: a table, overlaid loss curves, HTML and CSV."""
     from .errors import AelabError

@@ -144,8 +144,9 @@ def _idx_folder(name: str, data_dir, download: bool, progress) -> Path:
                         "point --data-dir at the folder that has them.")
     candidates = []
     if os.environ.get("AELAB_DATA"):
-        env = Path(os.environ["AELAB_DATA"]).expanduser()
-        candidates += [env, env / name]
+        # A root shared by datasets: MNIST and Fashion-MNIST use the same file names, so only
+        # the subfolder named after the dataset counts (files directly in it would be ambiguous).
+        candidates.append(Path(os.environ["AELAB_DATA"]).expanduser() / name)
     candidates.append(cache_dir() / name)
     if name in DEBIAN_DIRS:
         candidates.append(DEBIAN_DIRS[name])

@@ -16,9 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from .errors import AelabError
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

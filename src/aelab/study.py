@@ -19,11 +19,11 @@ import time
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from .errors import AelabError, ConfigError
-from .train import EarlyStopping, TrainConfig
+from .train import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -211,5 +211,8 @@ def flat_size(shape: tuple[int, ...]) -> int:
 
 
 # Importing the model modules registers their factories (explicit, no star imports).
-from . import dense  # noqa: E402,F401
-from . import conv, vae  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    conv,
+    dense,  # noqa: E402,F401
+    vae,
+)
