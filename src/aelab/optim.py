@@ -148,7 +148,3 @@ def make_optimizer(name: str, params, learning_rate: float | None = None) -> tor
     lr = default_lr if learning_rate is None else learning_rate
     cls = getattr(torch.optim, cls_name) if isinstance(cls_name, str) else cls_name
     return cls(params, lr=lr, **kwargs)
-
-
-def default_learning_rate(name: str) -> float:
-    return OPTIMIZERS[name][2]

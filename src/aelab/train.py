@@ -11,7 +11,7 @@ import math
 import resource
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
@@ -209,7 +209,3 @@ def fit(
     if device.type == "cuda":
         hist.peak_rss_mb = max(hist.peak_rss_mb, torch.cuda.max_memory_allocated(device) / 2**20)
     return hist
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
