@@ -455,18 +455,7 @@ def class_distribution(ds: Dataset) -> list[tuple[str, int, float]]:
 
 
 def distribution_table(splits: dict[str, Dataset]):
-    """A rich table, one row per class and count + percent per subset, so a reader sees at a
-    glance that the split kept the class proportions."""
-    from rich.table import Table
+    """The class distribution of each subset as a rich table (see report.console)."""
+    from .report.console import distribution_table as table
 
-    table = Table(title="Class distribution", title_justify="left")
-    table.add_column("class")
-    for subset in splits:
-        table.add_column(subset, justify="right")
-    dists = [class_distribution(ds) for ds in splits.values()]
-    for i, name in enumerate(next(iter(splits.values())).class_names if dists and dists[0] else []):
-        table.add_row(name, *(f"{d[i][1]:,} {d[i][2]:.1f}%" for d in dists))
-    grand = max(sum(len(ds) for ds in splits.values()), 1)
-    table.add_row("total", *(f"{len(ds):,} {100 * len(ds) / grand:.1f}%" for ds in splits.values()),
-                  style="bold")
-    return table
+    return table({k: class_distribution(v) for k, v in splits.items()})

@@ -32,15 +32,18 @@ def print_data(console, info: dict) -> None:
 
 
 def distribution_table(dist: dict) -> Table:
-    """dist: subset -> [(class name, count, percent)]; one row per class, count and % per subset."""
+    """dist: subset -> [(class name, count, percent)]; one row per class with count and percent
+    per subset, so a reader sees at a glance that the split kept the class proportions."""
     table = Table(title="Class distribution", title_justify="left")
     table.add_column("class")
     for subset in dist:
         table.add_column(subset, justify="right")
-    names = [row[0] for row in next(iter(dist.values()))]
+    names = [row[0] for row in next(iter(dist.values()), [])]
     for i, name in enumerate(names):
-        table.add_row(name, *(f"{rows[i][1]:,} ({rows[i][2]:.1f}%)" for rows in dist.values()))
-    table.add_row("total", *(f"{sum(r[1] for r in rows):,}" for rows in dist.values()), style="bold")
+        table.add_row(name, *(f"{rows[i][1]:,} {rows[i][2]:.1f}%" for rows in dist.values()))
+    sizes = [sum(r[1] for r in rows) for rows in dist.values()]
+    grand = max(sum(sizes), 1)
+    table.add_row("total", *(f"{n:,} {100 * n / grand:.1f}%" for n in sizes), style="bold")
     return table
 
 
