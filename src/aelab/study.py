@@ -203,15 +203,9 @@ def validate_study(d: dict, source: str = "") -> Study:
     models = []
     for i, m in enumerate(models_raw):
         spec = _build(ModelSpec, m, f"models[{i}]")
-        from .models import check_params, model_params
+        from .models import check_param_names, check_params
 
-        allowed = model_params(spec.model)  # unknown model -> lists the known ones
-        for key in spec.params:
-            if key not in allowed:
-                raise ConfigError(
-                    f"models[{i}].params.{key}: model {spec.model!r} has no such parameter; "
-                    f"allowed: {', '.join(allowed)}."
-                )
+        check_param_names(spec.model, spec.params, where=f"models[{i}].params.")
         try:
             check_params(spec.model, spec.params)
         except ConfigError as err:

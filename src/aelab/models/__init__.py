@@ -52,6 +52,16 @@ def model_params(name: str) -> dict[str, object]:
     return {k: p.default for k, p in sig.parameters.items() if k != "input_shape"}
 
 
+def check_param_names(name: str, params: dict, where: str = "") -> None:
+    """Every key must be a parameter of the factory; ``where`` prefixes the key in the message
+    (e.g. "models[0].params." for a study file). An unknown model lists the known ones."""
+    allowed = model_params(name)
+    for key in params:
+        if key not in allowed:
+            raise ConfigError(f"{where}{key}: model {name!r} has no such parameter; "
+                              f"allowed: {', '.join(allowed) or 'none'}.")
+
+
 def check_params(name: str, params: dict) -> None:
     """Run the model's cheap parameter check (if it registered one) without building it."""
     if name in _CHECKS:
@@ -70,12 +80,7 @@ def _factory(name: str):
 def create_model(name: str, input_shape: tuple[int, ...] = (1, 28, 28), **params) -> Autoencoder:
     """Build a registered model for images of ``input_shape`` (C, H, W) with Keras-default init."""
     factory = _factory(name)
-    allowed = model_params(name)
-    for key in params:
-        if key not in allowed:
-            raise ConfigError(
-                f"Model {name!r} has no parameter {key!r}; allowed: {', '.join(allowed) or 'none'}."
-            )
+    check_param_names(name, params)
     check_params(name, params)
     model = factory(tuple(input_shape), **params)
     model.spec = {"model": name, "params": dict(params), "input_shape": list(input_shape)}
