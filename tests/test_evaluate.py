@@ -117,6 +117,21 @@ def test_k_sparse_encodes_with_k_in_training_and_alpha_k_in_eval():
     assert torch.equal(rows, (z[0] != 0))
 
 
+def test_k_sparse_reconstructs_with_k_units_in_eval_so_val_loss_matches_train_loss():
+    torch.manual_seed(0)
+    m = create_model("k-sparse", hidden=[40], k=5, alpha=3.0)
+    x = torch.rand(8, 1, 28, 28)
+    m.train()
+    train_loss, train_out = m.loss(x)["loss"].item(), m(x)
+    m.eval()
+    assert m.loss(x)["loss"].item() == pytest.approx(train_loss, rel=1e-6)
+    assert torch.allclose(m(x), train_out)
+    expected = m.decode_raw(keep_top_k(m.encoder(x), 5))
+    assert torch.equal(m.reconstruct_raw(x), expected)
+    # ... while the eval-mode features keep alpha·k units, which would reconstruct differently.
+    assert not torch.allclose(m.decode_raw(m.encode(x)), expected)
+
+
 def test_k_schedule_falls_linearly_over_the_first_half_and_fit_drives_it():
     m = create_model("k-sparse", hidden=[64], k=10, k_start=50)
     seen = []

@@ -116,9 +116,25 @@ def test_same_seed_same_numbers(tmp_path):
     assert [r["val_loss"] for r in a["runs"]] == [r["val_loss"] for r in b["runs"]]
 
 
-def test_failed_run_does_not_stop_the_study(tmp_path):
+def test_model_that_cannot_be_built_stops_the_study_before_any_folder(tmp_path):
     text = BASE.format(extra='[[models]]\nname = "b"\nmodel = "stacked"\nparams = { hidden = [16, 4], output = "linear" }')
-    out = run_study(load_study(write(tmp_path, text)), out=tmp_path / "run", quiet=True)
+    with pytest.raises(ConfigError, match=r"models\.b \(stacked\) cannot be built for 1×28×28 inputs.*sigmoid"):
+        run_study(load_study(write(tmp_path, text)), out=tmp_path / "run", quiet=True)
+    assert list(tmp_path.iterdir()) == [tmp_path / "s.toml"]
+
+
+def test_failed_run_does_not_stop_the_study(tmp_path, monkeypatch):
+    import aelab.train
+
+    real_fit = aelab.train.fit
+
+    def fit(model, data, cfg, callbacks=()):
+        if cfg.batch_size == 64:
+            raise RuntimeError("boom")
+        return real_fit(model, data, cfg, callbacks)
+
+    monkeypatch.setattr(aelab.train, "fit", fit)
+    out = run_study(load_study(write(tmp_path, BASE.format(extra=""))), out=tmp_path / "run", quiet=True)
     runs = json.loads((out / "metrics.json").read_text())["runs"]
-    assert [r["status"] for r in runs] == ["completed", "completed", "failed", "failed"]
-    assert "sigmoid" in runs[2]["reason"]
+    assert [r["status"] for r in runs] == ["completed", "failed"]
+    assert runs[1]["reason"] == "RuntimeError: boom"

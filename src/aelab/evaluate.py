@@ -236,7 +236,7 @@ def reconstruction_errors(model, data, score: str = "mse", batch_size: int = 409
     with _EvalMode(model):
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device)
-            raw = model.decode_raw(model.encode(xb))
+            raw = model.reconstruct_raw(xb)
             if score == "bce":
                 err = F.binary_cross_entropy_with_logits(raw, xb, reduction="none")
             else:

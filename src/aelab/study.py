@@ -416,6 +416,22 @@ def load_data(study: Study, data_dir=None, console=None):
     return splits, info
 
 
+def _model_summaries(specs: list[RunSpec], input_shape: tuple) -> dict[str, str]:
+    """One torchinfo summary per model entry; a model that cannot be built for this data's shape
+    is bad input, so it fails before any training or folder, naming the entry."""
+    from .models import create_model, summary
+
+    out = {}
+    for spec in specs:
+        if spec.label not in out:
+            try:
+                out[spec.label] = summary(create_model(spec.model, input_shape, **spec.params))
+            except AelabError as err:
+                raise ConfigError(f"models.{spec.label} ({spec.model}) cannot be built for "
+                                  f"{'×'.join(map(str, input_shape))} inputs: {err}") from None
+    return out
+
+
 def _train_one(spec: RunSpec, splits, input_shape, console, progress) -> RunResult:
     import math
 
@@ -484,7 +500,6 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
 
     from . import __version__
     from . import steps as _steps  # noqa: F401  (registers the built-in steps)
-    from .models import summary as model_summary
     from .runs import RunFolder, history_csv, save_checkpoint
 
     if isinstance(study, str):
@@ -510,23 +525,15 @@ def run_study(study: Study | str, out=None, data_dir=None, console=None, runs_ro
     if labelled and splits["train"].y is None:
         raise ConfigError(f"Steps {', '.join(labelled)} need class labels, but dataset "
                           f"{study.data.dataset!r} has none; remove those steps or use labelled data.")
+    input_shape = tuple(splits["train"].x.shape[1:])
+    summaries = _model_summaries(specs, input_shape)  # a model that cannot be built stops here
+    for label, text in summaries.items():
+        model = next(s.model for s in specs if s.label == label)
+        console.print(f"\n[bold]Model {label}[/bold] ({model})")
+        console.print(text, markup=False, highlight=False)
     folder = RunFolder.for_study(study.name, out, runs_root)
     results: list[RunResult] = []
     try:
-        input_shape = tuple(splits["train"].x.shape[1:])
-        shown = set()
-        summaries = {}
-        for spec in specs:
-            if spec.label not in shown:
-                shown.add(spec.label)
-                try:
-                    from .models import create_model
-
-                    summaries[spec.label] = model_summary(create_model(spec.model, input_shape, **spec.params))
-                    console.print(f"\n[bold]Model {spec.label}[/bold] ({spec.model})")
-                    console.print(summaries[spec.label], markup=False, highlight=False)
-                except AelabError as err:
-                    console.print(f"[red]Model {spec.label} cannot be built:[/red] {err}")
         progress = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                             console=console, transient=False, disable=quiet)

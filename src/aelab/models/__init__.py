@@ -172,8 +172,12 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.activate(self.decode_raw(z))
 
+    def reconstruct_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activation reconstruction of ``x``: what the loss, figures and novelty scores use."""
+        return self.decode_raw(self.encode(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+        return self.activate(self.reconstruct_raw(x))
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
         """Regulariser on the codes; part of both training and validation loss, as in Keras."""

@@ -173,8 +173,12 @@ class TiedLinear(nn.Module):
 
 
 class KSparseAutoencoder(Autoencoder):
-    """Makhzani & Frey (2013): linear codes of which only the k largest per sample survive in
-    training and the alpha·k largest when encoding in eval mode (``model.eval()``).
+    """Makhzani & Frey (2013): linear codes of which only the k largest per sample survive.
+
+    ``encode`` in eval mode keeps the alpha·k largest: the paper's features for classification.
+    Reconstructions (the loss, training and validation alike, figures, novelty scores) always use
+    the k units the decoder was trained on, so validation loss measures what training optimises
+    instead of reading high because of the extra alpha·k units.
 
     With ``k_start``, k falls linearly from k_start to k over the first half of the epochs, the
     paper's remedy for units that never win the top k (``fit`` calls ``on_epoch_start``).
@@ -191,8 +195,14 @@ class KSparseAutoencoder(Autoencoder):
         return round(self.alpha * self.k)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x)
-        return keep_top_k(z, self.k_train if self.training else self.k_eval)
+        return keep_top_k(self.encoder(x), self.k_train if self.training else self.k_eval)
+
+    def reconstruct_raw(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode_raw(keep_top_k(self.encoder(x), self.k_train))
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        recon = self.reconstruction_loss(self.reconstruct_raw(x), x if target is None else target)
+        return {"loss": recon, "recon": recon, "penalty": recon.new_zeros(())}
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         if self.k_start is None:
