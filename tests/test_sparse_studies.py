@@ -12,6 +12,8 @@ from rich.console import Console
 from aelab.errors import ConfigError
 from aelab.study import load_study, run_study
 
+from .conftest import needs_fashion
+
 
 def _metrics(folder) -> dict:
     return json.loads((folder / "metrics.json").read_text())
@@ -41,6 +43,18 @@ def test_sparse_codes_quick_runs_end_to_end(tmp_path):
     assert {"accuracy_vs_k", "confusion-kl", "filters-ksparse-k25", "loss_curves"} <= figures
     log = (folder / "console.log").read_text()
     assert "train error" in log and "test accuracy" in log
+
+
+@needs_fashion
+def test_sparse_codes_fashion_quick_runs_on_fashion_mnist(tmp_path):
+    folder = run_study(load_study("sparse-codes-fashion", quick=True), out=tmp_path / "x", quiet=True)
+    m = _metrics(folder)
+    assert m["dataset"]["dataset"] == "fashion-mnist" and not m["dataset"]["fallback_used"]
+    assert "Ankle boot" in m["dataset"]["class_names"]
+    runs = {e["name"]: e for e in m["runs"]}
+    assert {"kl", "ksparse-k70", "raw-pixels"} <= set(runs)  # the base study's models and baseline
+    assert all(len(e["history"]) == 2 for n, e in runs.items() if n != "raw-pixels")  # [quick] epochs
+    assert all(0 <= e["kmeans_acc"] <= 1 for e in runs.values())
 
 
 @pytest.mark.realdata

@@ -138,3 +138,33 @@ def test_failed_run_does_not_stop_the_study(tmp_path, monkeypatch):
     runs = json.loads((out / "metrics.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["completed", "failed"]
     assert runs[1]["reason"] == "RuntimeError: boom"
+
+
+def test_extends_merges_tables_and_replaces_arrays_of_the_base_study(tmp_path):
+    base = write(tmp_path, BASE.format(extra='[[steps]]\nkind = "loss_curves"'), "base.toml")
+    variant = write(tmp_path, f'extends = "{base}"\nname = "v"\n[data]\nlimit = 200\n'
+                    '[[models]]\nname = "z"\nmodel = "simple"\n', "v.toml")
+    study = load_study(variant)
+    assert study.name == "v" and "extends" not in study.resolved
+    assert (study.data.dataset, study.data.limit) == ("mnist-5k", 200)  # [data] merged key by key
+    assert [m.name for m in study.models] == ["z"]  # [[models]] replaced
+    assert [s.kind for s in study.steps] == ["loss_curves"] and study.train["epochs"] == 1  # kept
+    assert study.source == variant
+
+
+def test_builtin_fashion_variant_extends_sparse_codes():
+    base, fashion = load_study("sparse-codes"), load_study("sparse-codes-fashion")
+    assert fashion.data.dataset == "fashion-mnist" and not fashion.data.fallback
+    assert [m.name for m in fashion.models] == [m.name for m in base.models]
+    assert fashion.train["epochs"] == 10 and base.train["epochs"] == 30
+    assert load_study("sparse-codes-fashion", quick=True).train["epochs"] == 2
+
+
+@pytest.mark.parametrize("target", ["self", "cycle", "missing.toml"])
+def test_extends_that_names_no_other_study_is_one_sentence(tmp_path, target):
+    path, other = tmp_path / "s.toml", tmp_path / "o.toml"
+    other.write_text(f'extends = "{path}"\n')
+    base = {"self": path, "cycle": other}.get(target, tmp_path / target)
+    path.write_text(f'extends = "{base}"\nname = "x"\n')
+    with pytest.raises(AelabError, match="Unknown study" if target == "missing.toml" else "must name another study"):
+        load_study(str(path))

@@ -193,9 +193,13 @@ def cluster_accuracy(y_true, y_pred) -> float:
     return float(table[rows, cols].sum() / table.sum())
 
 
-def kmeans_scores(features, labels, n_clusters: int | None = None, n_init: int = 4,
+def kmeans_scores(features, labels, n_clusters: int | None = None, n_init: int = 10,
                   seed: int = 0) -> dict:
-    """k-means on (N, D) features with as many clusters as classes: Hungarian accuracy and NMI."""
+    """k-means on (N, D) features with as many clusters as classes: Hungarian accuracy and NMI.
+
+    Ten restarts (keeping the lowest inertia) make the figure a property of the features rather
+    than of the seed: with four, k-means on Fashion-MNIST pixels scored 0.48 or 0.55 by seed.
+    """
     from sklearn.cluster import KMeans
     from sklearn.metrics import normalized_mutual_info_score
 

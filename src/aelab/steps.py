@@ -324,7 +324,7 @@ def finetune(ctx, runs: list | None = None, head: list | None = None, epochs: in
 
 
 @register_step("clustering", needs_labels=True)
-def clustering(ctx, runs: list | None = None, n_init: int = 4, baseline: bool = True):
+def clustering(ctx, runs: list | None = None, n_init: int = 10, baseline: bool = True):
     """k-means (as many clusters as classes) on the test codes and, as the baseline, on the raw
     pixels: ``kmeans_acc`` (Hungarian-matched accuracy) and ``kmeans_nmi``."""
     from .evaluate import encode, kmeans_scores

@@ -105,21 +105,35 @@ def builtin_studies() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
 
 
-def read_study_file(name_or_path: str) -> tuple[dict, str]:
-    """The raw TOML of a built-in study name or a file path, and where it came from."""
+def study_path(name_or_path: str) -> Path:
+    """The file of a built-in study name or a path."""
     builtins = builtin_studies()
-    if name_or_path in builtins:
-        path = builtins[name_or_path]
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise AelabError(
-                f"Unknown study {name_or_path!r}; use a file path or one of: {', '.join(builtins)}."
-            )
+    path = builtins.get(name_or_path, Path(name_or_path))
+    if not path.is_file():
+        raise AelabError(f"Unknown study {name_or_path!r}; use a file path or one of: {', '.join(builtins)}.")
+    return path
+
+
+def read_study_file(name_or_path: str, _chain: tuple[Path, ...] = ()) -> tuple[dict, str]:
+    """The raw TOML of a built-in study name or a file path (merged onto the study it
+    ``extends``, if any), and the file it came from."""
+    path = study_path(name_or_path)
     try:
-        return tomllib.loads(path.read_text()), str(path)
+        raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"Study file {path} is not valid TOML ({err}).") from None
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw, str(path)
+    # A variant names the study it extends and changes only what differs: tables merge key by key,
+    # arrays ([[models]], [[steps]]) and values replace the base's.
+    chain = (*_chain, path.resolve())
+    if not isinstance(base_name, str) or study_path(base_name).resolve() in chain:
+        raise ConfigError(f"extends in {path} must name another study (one that does not extend "
+                          f"it back), got {base_name!r}.")
+    base, _ = read_study_file(base_name, chain)
+    _merge(base, raw)
+    return base, str(path)
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
