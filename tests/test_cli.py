@@ -54,15 +54,23 @@ def test_corrupt_data_file_is_named(tmp_path):
 def test_list_and_show():
     out = runner.invoke(app, ["list"])
     assert out.exit_code == 0 and "fashion-shoes" in out.stdout and "quickstart" in out.stdout
+    assert "Sparse codes for classification on the full" in out.stdout  # sparse-codes-fashion
     show = runner.invoke(app, ["show", "fashion-shoes"])
     assert show.exit_code == 0 and "sparse-bs256: model stacked, epochs 50, batch 256, nadam lr 0.0001" in show.stdout
 
 
 def test_quickstart_end_to_end_quick(tmp_path):
-    """The README's main job on the embedded digits, with a reduced budget."""
-    result = runner.invoke(app, ["run", "quickstart", "--quick", "--out", str(tmp_path / "qs")])
+    """The README's main job on the embedded digits, with a reduced budget (and --threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        result = runner.invoke(app, ["run", "quickstart", "--quick", "--threads", "1", "--out", str(tmp_path / "qs")])
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     m = json.loads((tmp_path / "qs" / "metrics.json").read_text())
+    assert m["environment"]["threads"] == 1
     assert [r["name"] for r in m["runs"]] == ["stacked-bs32", "stacked-bs256", "sparse-bs32", "sparse-bs256"]
     assert all(r["status"] == "completed" and r["epochs_run"] == 2 for r in m["runs"])
     assert "Class distribution" in (tmp_path / "qs" / "console.log").read_text()

@@ -31,11 +31,17 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the run folder."),
     track: list[str] = typer.Option([], help="Also log the run to a tracker: mlflow or tensorboard."),
     track_uri: str | None = typer.Option(None, help="MLflow tracking URI or TensorBoard folder."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads for PyTorch (default: one per core; "
+                                       "use fewer when other jobs share the machine)."),
 ):
     """Run a study: train its models, evaluate, write the run folder and report."""
     from .errors import AelabError
 
     try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         from .study import load_study, run_study
         from .track import check_tracker, track_run
 
@@ -59,17 +65,16 @@ def run(
 @app.command("list")
 def list_():
     """List the built-in studies and the registered models."""
-    import tomllib
     from rich.console import Console
     from rich.table import Table
 
-    from .study import builtin_studies
+    from .study import builtin_studies, read_study_file
 
     table = Table(title="Built-in studies", title_justify="left")
     table.add_column("study")
     table.add_column("description")
-    for name, path in builtin_studies().items():
-        table.add_row(name, tomllib.loads(path.read_text()).get("description", ""))
+    for name in builtin_studies():
+        table.add_row(name, read_study_file(name)[0].get("description", ""))
     console = Console()
     console.print(table)
     from .models import list_models
