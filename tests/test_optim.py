@@ -70,6 +70,27 @@ def test_flat_parameters_alias_the_layers():
     assert torch.allclose(model[0].weight, w0 - 0.1 * g0)  # the step moved the layer's weights
 
 
+def test_flat_views_keep_channels_last_strides_and_give_the_same_gradients():
+    import copy
+
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+    ref = copy.deepcopy(conv)
+    conv.to(memory_format=torch.channels_last)
+    flat = flatten_parameters(conv)
+    x = torch.rand(4, 3, 10, 10)
+    conv(x).square().sum().backward()
+    ref(x).square().sum().backward()
+    for p, q in zip(conv.parameters(), ref.parameters()):
+        assert p.data_ptr() >= flat.data_ptr() and torch.equal(p, q)  # a view of the buffer, same values
+        if p.dim() == 4:
+            assert p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+            assert p.grad.stride() == p.stride()
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+    assert torch.equal(torch.sort(flat.grad).values,
+                       torch.sort(torch.cat([p.grad.flatten() for p in conv.parameters()])).values)
+
+
 def test_adadelta_original_and_default_learning_rates():
     p = nn.Parameter(torch.zeros(1))
     assert make_optimizer("adadelta-original", [p]).defaults["lr"] == 1.0

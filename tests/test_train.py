@@ -75,3 +75,18 @@ def test_input_noise_changes_training_but_targets_stay_clean(tiny_splits):
         return fit(model, tiny_splits, TrainConfig(epochs=1, input_noise=noise)).last["val_loss"]
 
     assert val(0.0) != val(0.5)
+
+
+def test_fit_keeps_conv_weights_channels_last_on_cpu_and_checkpoints_round_trip(tmp_path):
+    """Channels-last is bench_conv's fast path; it must survive flattening and not leak into files."""
+    from aelab.models import create_model
+    from aelab.runs import load_checkpoint, save_checkpoint
+
+    m = create_model("conv", (1, 12, 12))
+    fit(m, {"train": torch.rand(16, 1, 12, 12)}, TrainConfig(epochs=1, batch_size=8))
+    w = next(p for p in m.parameters() if p.dim() == 4 and p.shape[1] > 1)  # 1 channel: both layouts
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    save_checkpoint(tmp_path / "c.safetensors", m)
+    back = load_checkpoint(tmp_path / "c.safetensors")
+    for (k, a), b in zip(m.state_dict().items(), back.state_dict().values()):
+        assert torch.equal(a, b), k

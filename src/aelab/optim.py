@@ -21,19 +21,22 @@ def flatten_parameters(model: nn.Module) -> nn.Parameter:
 
     Returns the flat parameter, whose ``.grad`` is a flat buffer the layers' ``.grad`` views
     alias. Autograd accumulates into an existing ``.grad`` in place, so zero it with
-    ``flat.grad.zero_()`` (never set it to None) between steps.
+    ``flat.grad.zero_()`` (never set it to None) between steps. Each view keeps its parameter's
+    strides, so channels-last conv weights stay channels-last (oneDNN's fast path on CPU).
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    ref = params[0]
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat = nn.Parameter(torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype,
+                                    device=params[0].device))
     flat.grad = torch.zeros_like(flat)
     offset = 0
     for p in params:
-        n = p.numel()
-        p.data = flat.data[offset : offset + n].view_as(p)
-        p.grad = flat.grad[offset : offset + n].view_as(p)
-        offset += n
-    assert flat.device == ref.device
+        dense = p.is_contiguous() or (p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last))
+        stride = p.stride() if dense else torch.empty(p.shape, device="meta").stride()
+        view = flat.data.as_strided(p.shape, stride, offset)
+        view.copy_(p.detach())
+        p.data = view
+        p.grad = flat.grad.as_strided(p.shape, stride, offset)
+        offset += p.numel()
     return flat
 
 

@@ -151,6 +151,10 @@ def fit(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model.to(device).train()
+    if device.type == "cpu" and any(p.dim() == 4 for p in model.parameters()):
+        # Channels-last conv weights take oneDNN's fast path: 2-3x faster conv steps on CPU,
+        # same values (bench_conv measures it).
+        model.to(memory_format=torch.channels_last)
     x_train = _tensor(data["train"]).to(device)
     x_val = _tensor(data["val"]) if data.get("val") is not None else None
     n, bs = len(x_train), config.batch_size

@@ -17,9 +17,15 @@ from ..errors import ConfigError
 from . import Autoencoder, register_model
 
 
+def _relu() -> nn.Module:
+    # In place: a conv's backward needs its input, not its output, so the ReLU may overwrite it;
+    # one memory pass less per layer, about 10% of a conv step on CPU (bench_conv).
+    return nn.ReLU(inplace=True)
+
+
 def _conv(c_in: int, c_out: int, padding: int | str = "same", relu: bool = True) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=padding)]
-    return layers + [nn.ReLU()] if relu else layers
+    return layers + [_relu()] if relu else layers
 
 
 def _pool() -> nn.Module:
@@ -106,7 +112,7 @@ def denoising_conv(input_shape, filters: int = 32, loss: str = "bce", output: st
 
 def _conv_t(c_in: int, c_out: int) -> list[nn.Module]:
     # Keras Conv2DTranspose(3, strides=2, padding="same") doubles the sides: (s-1)·2 - 2 + 3 + 1.
-    return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), nn.ReLU()]
+    return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), _relu()]
 
 
 @register_model("conv-transposed", check=_checker("conv-transposed", 3))
