@@ -26,7 +26,7 @@ def reconstructions(ctx, runs: list | None = None, n: int = 15):
     """Originals vs reconstructions of the first ``n`` test images, one figure per run."""
     from .report.plots import compare_reconstructions
 
-    test = ctx.splits.get("test", ctx.splits.get("val"))
+    test = _eval_split(ctx)
     for r in ctx.runs if runs is None else [ctx.run(name) for name in runs]:
         if r.model is None or r.history is None:
             continue
@@ -92,24 +92,20 @@ def _trained(ctx, runs: list | None):
     return [r for r in chosen if r.model is not None and r.history is not None]
 
 
-def _test_images(ctx):
-    return ctx.splits.get("test", ctx.splits.get("val"))
+def _eval_split(ctx):
+    """The split that evaluations report on: test, or validation when there is no test split."""
+    return ctx.splits["test"] if "test" in ctx.splits else ctx.splits["val"]
 
 
 @register_step("code_activation")
 def code_activation(ctx, runs: list | None = None):
     """``mean_code_activation``: the mean of every code unit over the test set, per run (the blog
     compares it for the simple and the L1-sparse model)."""
-    import torch
+    from .evaluate import encode
 
-    x = _test_images(ctx).x
+    test = _eval_split(ctx)
     for r in _trained(ctx, runs):
-        device = next(r.model.parameters()).device
-        r.model.eval()
-        with torch.inference_mode():
-            total = sum(r.model.encode(x[i : i + 2048].to(device)).double().sum().item()
-                        for i in range(0, len(x), 2048))
-        r.metrics["mean_code_activation"] = total / (len(x) * math.prod(r.model.code_shape))
+        r.metrics["mean_code_activation"] = encode(r.model, test).double().mean().item()
 
 
 @register_step("denoising")
@@ -119,7 +115,7 @@ def denoising(ctx, run: str = "denoising", n: int = 10):
 
     for r in _trained(ctx, [run]):
         noise = r.spec.train.input_noise or 0.5
-        fig = denoising_grid(r.model, _test_images(ctx), noise, n, seed=ctx.study.seed,
+        fig = denoising_grid(r.model, _eval_split(ctx), noise, n, seed=ctx.study.seed,
                              title=f"{run}: noise {noise}·N(0, 1), clipped to [0, 1]")
         ctx.save_figure(f"denoising-{run}", fig)
 
@@ -130,7 +126,7 @@ def code_images(ctx, run: str = "conv", n: int = 10):
     from .report.plots import code_images as plot
 
     for r in _trained(ctx, [run]):
-        ctx.save_figure(f"codes-{run}", plot(r.model, _test_images(ctx), n, title=f"{run}: codes"))
+        ctx.save_figure(f"codes-{run}", plot(r.model, _eval_split(ctx), n, title=f"{run}: codes"))
 
 
 @register_step("latent_space")
@@ -140,7 +136,7 @@ def latent_space(ctx, run: str = "vae", n: int = 15):
 
     from .report.plots import latent_manifold, latent_scatter
 
-    test = _test_images(ctx)
+    test = _eval_split(ctx)
     for r in _trained(ctx, [run]):
         r.model.eval()
         with torch.inference_mode():
@@ -222,9 +218,7 @@ def lr_verdicts(ctx, min_drop: float = 0.01):
 
 def _evaluated_runs(ctx, runs: list | None):
     """The chosen runs that have a trained, finite model; k-sparse runs get their ``k`` noted."""
-    chosen = ctx.runs if runs is None else [ctx.run(name) for name in runs]
-    out = [r for r in chosen if r.model is not None and r.history is not None
-           and r.metrics.get("status") != "diverged"]
+    out = [r for r in _trained(ctx, runs) if r.metrics.get("status") != "diverged"]
     for r in out:
         if hasattr(r.model, "k"):
             r.metrics["k"] = r.model.k
@@ -239,10 +233,6 @@ def _raw_pixels(ctx) -> dict:
     entry = {"name": "raw-pixels", "model": None, "label": "raw-pixels"}
     ctx.extra_entries.append(entry)
     return entry
-
-
-def _eval_split(ctx):
-    return ctx.splits["test"] if "test" in ctx.splits else ctx.splits["val"]
 
 
 def _line(name: str, values: dict) -> str:
