@@ -1,8 +1,9 @@
 """Epoch time of aelab's fit against a plain PyTorch loop of the same model, in the same run.
 
-The plain loop is what a tutorial writes: a DataLoader over a TensorDataset (shuffled), a
-sigmoid output with nn.BCELoss, torch.optim.Adam over model.parameters(). Both loops train the
-same architecture from the same initial weights on the same images at the same batch size.
+The plain loop is what a tutorial writes: the model as Keras lists it (nn.Upsample then
+nn.Conv2d, ReLUs that are not in place), a DataLoader over a TensorDataset (shuffled), a sigmoid
+output with nn.BCELoss, torch.optim.Adam over model.parameters(). Both loops train the same
+function from the same initial weights on the same images at the same batch size.
 
     python benchmarks/bench_conv.py                       # conv, vae, denoising-conv on 60,000 images
     python benchmarks/bench_conv.py --images 6000 --epochs 2 --models conv
@@ -22,6 +23,23 @@ from torch import nn
 
 from aelab.models import create_model
 from aelab.train import TrainConfig, add_noise, fit
+
+
+def tutorial_twin(model):
+    """A copy of ``model`` written as a tutorial would: each fused UpConv2d back to nn.Upsample +
+    nn.Conv2d with the same weights, and ReLUs that allocate their output."""
+    from aelab.models.conv import UpConv2d
+
+    twin = copy.deepcopy(model)
+    for seq in (twin.encoder, twin.decoder):
+        for i, layer in enumerate(seq):
+            if isinstance(layer, UpConv2d):
+                conv = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)
+                conv.load_state_dict(layer.state_dict())
+                seq[i] = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv)
+            elif isinstance(layer, nn.ReLU):
+                seq[i] = nn.ReLU()
+    return twin
 
 
 def plain_loss(name: str, model, xb: torch.Tensor, bce: nn.Module) -> torch.Tensor:
@@ -99,7 +117,9 @@ def main() -> None:
     for name in args.models.split(","):
         torch.manual_seed(0)
         model = create_model(name, tuple(x.shape[1:]))
-        twin = copy.deepcopy(model)  # same initial weights for both loops
+        twin = tutorial_twin(model)  # same initial weights for both loops
+        with torch.no_grad():  # the same function, or the comparison means nothing
+            torch.testing.assert_close(twin(x[:16]), model(x[:16]), rtol=1e-4, atol=1e-5)
         torch.manual_seed(0)
         plain = statistics.median(plain_epochs(name, twin, x, args.epochs, args.batch_size, device))
         torch.manual_seed(0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
@@ -35,6 +37,44 @@ def _pool() -> nn.Module:
 
 def _up() -> nn.Module:
     return nn.Upsample(scale_factor=2, mode="nearest")  # Keras UpSampling2D
+
+
+# After nearest 2x upsampling, output row 2i + a of a 3x3 "same" conv reads upsampled rows
+# 2i + a - 1 .. 2i + a + 1, which are small-image rows i - 1 .. i + 1 as below: _PHASE_TAPS[a][r, t]
+# is 1 where kernel tap t lands on small-image row i + r - 1 (columns alike).
+_PHASE_TAPS = torch.tensor([[[1.0, 0, 0], [0, 1, 1], [0, 0, 0]],   # a = 0: tap 0 -> i-1; 1, 2 -> i
+                            [[0.0, 0, 0], [1, 1, 0], [0, 0, 1]]])  # a = 1: taps 0, 1 -> i; 2 -> i+1
+
+
+class UpConv2d(nn.Conv2d):
+    """Keras ``UpSampling2D(2)`` followed by ``Conv2D(c_out, 3, padding="same")``, as one layer.
+
+    The 3x3 kernel is folded into four 3x3 kernels, one per output phase (row and column
+    parity), applied to the small image and interleaved by ``pixel_shuffle``. Same values and
+    gradients as upsampling then convolving (the parameter is the usual 3x3 kernel, Glorot
+    initialised with the usual fans), without the 4x larger upsampled tensor: the decoder's last
+    layer of the conv models costs about a third of the time in this form (bench_conv).
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3, padding=1)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", after nearest x2 upsampling"
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        taps = _PHASE_TAPS.to(self.weight)
+        # (O, 2, 2, C, 3, 3) -> (4·O, C, 3, 3), in pixel_shuffle's channel order o·4 + 2a + b
+        w = torch.einsum("ari,ocij,bsj->oabcrs", taps, self.weight, taps).flatten(0, 2)
+        if h.is_contiguous(memory_format=torch.channels_last):
+            w = w.contiguous(memory_format=torch.channels_last)
+        bias = self.bias.repeat_interleave(4) if self.bias is not None else None
+        return F.pixel_shuffle(F.conv2d(h, w, bias, padding=1), 2)
+
+
+def _up_conv(c_in: int, c_out: int, relu: bool = True) -> list[nn.Module]:
+    """UpSampling2D + Conv2D(3, same) (+ ReLU), fused into one UpConv2d layer."""
+    return [UpConv2d(c_in, c_out), _relu()] if relu else [UpConv2d(c_in, c_out)]
 
 
 def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -81,14 +121,14 @@ def conv(input_shape, filters: Sequence[int] = (16, 8, 8), loss: str = "bce", ou
     # Sides go s -> 8·ceil(s/8) - 4 (three rounding-up pools, x8 upsampling, the unpadded conv's -2
     # before the last x2), so only sides 8k - 4 (12, 20, 28, 36, ...) come back unchanged.
     _require_sides("conv", input_shape, lambda s: s % 8 == 4,
-                   "decoder layer 6 (the unpadded Conv2d) trims 2 pixels before the last upsampling",
+                   "decoder layer 5 (the unpadded Conv2d) trims 2 pixels before the last upsampling",
                    "of the form 8k - 4 (12, 20, 28, 36, ...)")
     encoder = nn.Sequential(
         *_conv(c, f1), _pool(), *_conv(f1, f2), _pool(), *_conv(f2, f3), _pool(),
     )
     decoder = nn.Sequential(
-        *_conv(f3, f3), _up(), *_conv(f3, f2), _up(), *_conv(f2, f1, padding=0), _up(),
-        *_conv(f1, c, relu=False),
+        *_conv(f3, f3), *_up_conv(f3, f2), _up(), *_conv(f2, f1, padding=0),
+        *_up_conv(f1, c, relu=False),
     )
     return Autoencoder(encoder, decoder, input_shape, output=output, loss=loss)
 
@@ -104,8 +144,7 @@ def denoising_conv(input_shape, filters: int = 32, loss: str = "bce", output: st
                    "divisible by 4")
     encoder = nn.Sequential(*_conv(c, filters), _pool(), *_conv(filters, filters), _pool())
     decoder = nn.Sequential(
-        *_conv(filters, filters), _up(), *_conv(filters, filters), _up(),
-        *_conv(filters, c, relu=False),
+        *_conv(filters, filters), *_up_conv(filters, filters), *_up_conv(filters, c, relu=False),
     )
     return Autoencoder(encoder, decoder, input_shape, output=output, loss=loss)
 
