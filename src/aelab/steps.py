@@ -27,9 +27,7 @@ def reconstructions(ctx, runs: list | None = None, n: int = 15):
     from .report.plots import compare_reconstructions
 
     test = _eval_split(ctx)
-    for r in ctx.runs if runs is None else [ctx.run(name) for name in runs]:
-        if r.model is None or r.history is None:
-            continue
+    for r in _trained(ctx, runs):
         fig = compare_reconstructions(r.model, test, n, title=f"{r.spec.name}: test reconstructions")
         ctx.save_figure(f"reconstructions-{r.spec.name}", fig)
 
