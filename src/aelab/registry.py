@@ -1,0 +1,70 @@
+"""A named registry of factories: models, study steps and datasets are each one ``Registry``.
+
+A leaf module (it imports nothing of aelab but the errors), so every module can register into a
+registry and read from it without import cycles (timm's ``_registry.py``). An unknown name
+lists the known ones; ``names("sparse*")`` filters with fnmatch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+
+@dataclass
+class Entry:
+    name: str
+    fn: Callable
+    meta: dict = field(default_factory=dict)  # what the registry's users need to know, e.g. needs_labels
+
+    @property
+    def doc(self) -> str:
+        """The first paragraph of the factory's docstring, on one line."""
+        text = inspect.getdoc(self.fn) or ""
+        return " ".join(text.split("\n\n")[0].split())
+
+
+class Registry:
+    """``kind`` names the things registered ("model", "step", "dataset") in error messages."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, **meta):
+        """Decorator: put ``fn`` under ``name`` with ``meta``; a name registers once."""
+
+        def deco(fn):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = Entry(name, fn, meta)
+            return fn
+
+        return deco
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str, where: str = "") -> Entry:
+        """The entry of ``name``; ``where`` (e.g. "steps[0].kind") prefixes the error."""
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            prefix = f"{where}: unknown" if where else "Unknown"
+            raise ConfigError(f"{prefix} {self.kind} {name!r}; choose one of: "
+                              f"{', '.join(self.names())}.") from None
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+
+# The registries of the things a study names; each module that defines some registers them here.
+MODELS = Registry("model")  # aelab.models: factories fn(input_shape, **params) -> Autoencoder
+STEPS = Registry("step")  # aelab.steps: fn(ctx, **params), run after training
