@@ -1,42 +1,207 @@
-"""Figures as pure functions from results to matplotlib figures (the caller saves them)."""
+"""Figures as pure functions from results to matplotlib figures (the caller saves or shows them).
+
+Importing this module chooses no backend: that belongs to the program (the CLI picks Agg), so a
+notebook keeps its inline backend. Text that comes from users (run names, titles, class names)
+goes through :func:`plain`, so a ``$`` in a name is drawn as a dollar sign, never parsed as
+mathtext (``$\\alpha^$`` would otherwise stop the figure from drawing).
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import math
+from collections.abc import Sequence
 
-matplotlib.use("Agg")  # files only; no display needed on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+# sweep keys -> how a legend names them ("batch 32", "lr 0.01")
+SWEEP_NAMES = {"batch_size": "batch", "learning_rate": "lr", "optimizer": "", "input_noise": "noise"}
+LOSS_NAMES = {"bce": "binary cross-entropy", "mse": "mean squared error", "sse": "sum of squared errors"}
 
 
-def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool = False):
-    """Training (dashed) and validation (solid) loss per epoch of every run, one colour per run."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for i, e in enumerate(entries):
-        hist = e.get("history") or []
-        if not hist:
-            continue
-        color = f"C{i % 10}"
-        epochs = [h["epoch"] for h in hist]
-        ax.plot(epochs, [h["train_loss"] for h in hist], "--", color=color, label=f"{e['name']} train")
-        if "val_loss" in hist[0]:
-            ax.plot(epochs, [h["val_loss"] for h in hist], "-", color=color, label=f"{e['name']} val")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    if log:
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
+def plain(text) -> str:
+    """User text drawn literally: ``$`` escaped so matplotlib never reads it as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _literal(*artists) -> None:
+    """No LaTeX for user text even when rcParams["text.usetex"] is on."""
+    for a in artists:
+        a.set_usetex(False)
+
+
+def _number(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.0e}" if x and abs(x) < 1e-3 else f"{x:g}"
+    return str(x)
+
+
+def _variant(entry: dict) -> str:
+    """The swept values that tell a run apart within its model: "batch 32", "lr 0.01, k 25"."""
+    sweep = {k: v for k, v in (entry.get("sweep") or {}).items() if k != "seed"}
+    parts = []
+    for k, v in sweep.items():
+        name = SWEEP_NAMES.get(k, k)
+        parts.append(f"{name} {_number(v)}".strip())
+    return ", ".join(parts)
+
+
+def loss_name(entry: dict) -> str:
+    """The run's loss for an axis label: metrics' ``loss_name``, else the model's ``loss``
+    parameter or the registered default, else "loss"."""
+    if entry.get("loss_name"):
+        return str(entry["loss_name"])
+    name = (entry.get("params") or {}).get("loss")
+    if name is None and entry.get("model"):
+        try:
+            from ..models import model_params
+
+            name = model_params(entry["model"]).get("loss")
+        except Exception:  # an unknown model in an old run folder: fall back to "loss"
+            name = None
+    return LOSS_NAMES.get(name, name) if isinstance(name, str) else "loss"
+
+
+def _finite(values) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _series(hist: list[dict], key: str) -> list[float]:
+    return [h.get(key, math.nan) if h.get(key) is not None else math.nan for h in hist]
+
+
+def _share_y(panels: dict[str, list[dict]], names: dict[str, str]) -> bool:
+    """One y-axis for all panels when they plot the same loss on a similar scale (medians
+    within 10x); else a VAE's summed loss (~150) would flatten a per-pixel BCE (~0.1)."""
+    if len(set(names.values())) > 1:
+        return False
+    medians = []
+    for runs in panels.values():
+        vals = _finite(v for e in runs for k in ("train_loss", "val_loss")
+                       for v in _series(e["history"], k))
+        if vals:
+            medians.append(abs(float(np.median(vals))) or 1e-12)
+    return not medians or max(medians) / min(medians) <= 10
+
+
+def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool = False,
+                panel_key: str = "label"):
+    """Small multiples: one panel per model entry (``panel_key``), one colour per swept value
+    (the same colour in every panel), training dashed and validation solid, integer epochs.
+
+    The best epoch is a dot on the validation curve; a run stopped early gets an ``x`` and a
+    dotted line "stopped at epoch N"; a diverged run is drawn up to its last finite epoch and
+    marked there. Runs without a history (not trained, failed) are skipped. ``entries`` are the
+    run records of metrics.json.
+    """
+    runs = [e for e in entries if e.get("history")]
+    panels: dict[str, list[dict]] = {}
+    for e in runs:
+        key = e.get(panel_key) or e.get("label") or e.get("model") or e.get("name", "?")
+        panels.setdefault(str(key), []).append(e)
+    if not panels:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No run has a training history to plot.", ha="center", va="center")
+        _literal(fig.suptitle(plain(title)))
+        return fig
+
+    # One colour per swept value, in order of first appearance, the same in every panel; runs
+    # without a sweep that share a panel are told apart by name.
+    def variant(e: dict, panel: list[dict]) -> str:
+        return _variant(e) or (e.get("name", "") if len(panel) > 1 else "")
+
+    variants = list(dict.fromkeys(variant(e, prs) for prs in panels.values() for e in prs))
+    colour = {v: f"C{i % 10}" for i, v in enumerate(variants)}
+
+    names = {p: loss_name(rs[0]) for p, rs in panels.items()}
+    share = _share_y(panels, names)
+    n = len(panels)
+    ncols = 2 if n == 4 else min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 0.4, 3.3 * nrows + 1.2),
+                             sharey=share, squeeze=False, layout="constrained")
+    markers = {"best": False, "stopped": False, "diverged": False}
+    for ax, (panel, prs) in zip(axes.flat, panels.items()):
+        last_epoch = 1
+        penalty = False
+        for e in prs:
+            hist = e["history"]
+            c = colour[variant(e, prs)]
+            epochs = [int(h["epoch"]) for h in hist]
+            train, val = _series(hist, "train_loss"), _series(hist, "val_loss")
+            has_val = bool(_finite(val))
+            style = {"marker": "o", "ms": 3} if len(epochs) == 1 else {}
+            ax.plot(epochs, train, "--", color=c, lw=1.3, **style)
+            if has_val:
+                ax.plot(epochs, val, "-", color=c, lw=1.8, **style)
+            curve = val if has_val else train
+            penalty |= any(h.get("train_penalty") or 0 for h in hist)
+            last_epoch = max(last_epoch, epochs[-1], int(e.get("epochs_max") or 0))
+            best = e.get("best_epoch")
+            if best in epochs and math.isfinite(curve[epochs.index(best)]):
+                ax.plot(best, curve[epochs.index(best)], "o", color=c, ms=7, mec="black", mew=0.6,
+                        zorder=3)
+                markers["best"] = True
+            status = e.get("status")
+            if e.get("stopped_early") or status == "stopped_early":
+                stop = epochs[-1]
+                ax.axvline(stop, color=c, ls=":", lw=1)
+                if math.isfinite(curve[-1]):
+                    ax.plot(stop, curve[-1], "x", color=c, ms=8, mew=2, zorder=3)
+                ax.annotate(f"stopped at epoch {stop}", xy=(stop, 0.98), xycoords=("data", "axes fraction"),
+                            rotation=90, ha="right", va="top", fontsize=7, color=c)
+                markers["stopped"] = True
+            elif status == "diverged":
+                finite = [i for i, y in enumerate(curve) if math.isfinite(y)]
+                if finite:
+                    i = finite[-1]
+                    ax.plot(epochs[i], curve[i], "*", color=c, ms=11, mec="black", mew=0.6, zorder=3)
+                ax.axvline(epochs[-1], color=c, ls=":", lw=1)
+                ax.annotate(f"diverged at epoch {epochs[-1]}", xy=(epochs[-1], 0.98),
+                            xycoords=("data", "axes fraction"), rotation=90, ha="right", va="top",
+                            fontsize=7, color=c)
+                markers["diverged"] = True
+        head = plain(panel) + ("\n(loss includes the regulariser)" if penalty else "")
+        _literal(ax.set_title(head, fontsize=10))
+        ax.set_xlim(0.5, last_epoch + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        if log:
+            ax.set_yscale("log")
+        if not share or ax.get_subplotspec().is_first_col():
+            _literal(ax.set_ylabel(plain(names[panel])))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+
+    handles = [Line2D([], [], color=colour[v], lw=2, label=plain(v)) for v in variants if v]
+    handles += [Line2D([], [], color="0.3", ls="--", label="training"),
+                Line2D([], [], color="0.3", ls="-", lw=1.8, label="validation")]
+    if markers["best"]:
+        handles.append(Line2D([], [], color="0.3", marker="o", ls="", mec="black", label="best epoch"))
+    if markers["stopped"]:
+        handles.append(Line2D([], [], color="0.3", marker="x", ls="", mew=2, label="stopped early"))
+    if markers["diverged"]:
+        handles.append(Line2D([], [], color="0.3", marker="*", ms=10, ls="", label="diverged"))
+    legend = fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+                        fontsize=8, frameon=False)
+    _literal(*legend.get_texts())
+    _literal(fig.suptitle(plain(title)))
     return fig
 
 
 def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = ""):
-    """Rows of (n, C, H, W) images in [0, 1] as a grid with a label per row."""
+    """Rows of (n, C, H, W) or (n, H, W) images in [0, 1] as a grid with a label per row."""
     n = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.1 + 0.4), squeeze=False)
     for r, (imgs, label) in enumerate(zip(rows, row_labels)):
+        imgs = torch.as_tensor(imgs)
+        if imgs.dim() == 3:
+            imgs = imgs[:, None]
         for c in range(n):
             ax = axes[r, c]
             ax.axis("off")
@@ -46,24 +211,65 @@ def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "")
                     ax.imshow(img[0].numpy(), cmap="binary", vmin=0, vmax=1)
                 else:
                     ax.imshow(img.permute(1, 2, 0).numpy())
-        axes[r, 0].set_title(label, loc="left", fontsize=9)
+        _literal(axes[r, 0].set_title(plain(label), loc="left", fontsize=9))
     if title:
-        fig.suptitle(title)
+        _literal(fig.suptitle(plain(title)))
     fig.tight_layout()
     return fig
 
 
+def as_images(images, input_shape: Sequence[int] | None = None) -> torch.Tensor:
+    """Images as a float (N, C, H, W) tensor, from what a notebook has at hand.
+
+    ``images``: a tensor, a NumPy array or a ``data.Dataset`` (its ``.x``), shaped (N, H*W),
+    (N, H, W), (N, C, H, W) or (N, H, W, C); uint8 pixels are divided by 255. With
+    ``input_shape`` (C, H, W), e.g. a model's, the images are reshaped to it.
+    """
+    x = getattr(images, "x", images)
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(np.asarray(x))
+    x = x.detach().cpu()
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    if input_shape is None:
+        if x.dim() == 2:  # (N, H*W): square grayscale images
+            side = math.isqrt(x.shape[1])
+            if side * side != x.shape[1]:
+                raise ValueError(f"Cannot tell the image shape of rows of {x.shape[1]} values; "
+                                 "pass input_shape=(C, H, W).")
+            return x.reshape(len(x), 1, side, side)
+        return x[:, None] if x.dim() == 3 else x
+    shape = tuple(int(s) for s in input_shape)
+    if tuple(x.shape) == shape or (len(shape) == 3 and tuple(x.shape) == shape[1:]):
+        x = x[None]  # one image
+    if tuple(x.shape[1:]) == shape:
+        return x
+    if x.dim() == 4 and len(shape) == 3 and tuple(x.shape[1:]) == (shape[1], shape[2], shape[0]):
+        return x.permute(0, 3, 1, 2).contiguous()  # channels last
+    if x.dim() >= 2 and x[0].numel() == math.prod(shape):
+        return x.reshape(len(x), *shape)
+    raise ValueError(f"Images of shape {tuple(x.shape[1:])} do not fit the model's input shape "
+                     f"{shape}; pass (N, {math.prod(shape)}), (N, H, W) or (N, C, H, W) images.")
+
+
+def reconstruction_title(entry: dict) -> str:
+    """ "stacked-bs256: test reconstructions, test loss 0.2420 (binary cross-entropy)" from a
+    run record; the loss is left out when the run has none."""
+    title = f"{entry.get('name', '?')}: test reconstructions"
+    test = entry.get("test_loss")
+    if isinstance(test, (int, float)) and math.isfinite(test):
+        title += f", test loss {test:.4f} ({loss_name(entry)})"
+    return title
+
+
 def compare_reconstructions(model, images, n: int = 15, title: str = ""):
-    """A 2×n grid: the first ``n`` images on top, their reconstructions below, clipped to [0, 1]."""
-    x = images if isinstance(images, torch.Tensor) else images.x
-    x = x[:n]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        recon = model(x.to(device)).cpu()
-    model.train(was_training)
-    return image_grid([x, recon.clamp(0, 1)], ["original", "reconstruction"], title)
+    """A 2×n grid: the first ``n`` images on top, their reconstructions below, clipped to [0, 1].
+
+    ``images`` as :func:`as_images` takes them (tensor, NumPy array or Dataset; flat, 2-D or
+    with channels; float or uint8). Returns the figure.
+    """
+    x = as_images(getattr(images, "x", images)[:n], getattr(model, "input_shape", None))
+    recon = _predict(model, lambda m, v: m(v), x)
+    return image_grid([x.clamp(0, 1), recon.clamp(0, 1)], ["original", "reconstruction"], title)
 
 
 # ---------------------------------------------------------------- sparse codes and novelty (SPEC 1.3, 1.5)
@@ -84,21 +290,20 @@ def filter_grid(filters: torch.Tensor, title: str = "", ncols: int = 16):
     ax.imshow(mosaic[..., 0].numpy() if c == 1 else mosaic.numpy(), cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     if title:
-        ax.set_title(title)
+        _literal(ax.set_title(plain(title)))
     fig.tight_layout()
     return fig
 
 
 def confusion_matrix(confusion, class_names: list[str], title: str = ""):
     """A confusion matrix (rows: true class, columns: predicted) labelled by class name."""
-    import numpy as np
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = max(4.0, 0.55 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=class_names).plot(
+    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=[plain(c) for c in class_names]).plot(
         ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
-    ax.set_title(title)
+    _literal(ax.set_title(plain(title)), *ax.get_xticklabels(), *ax.get_yticklabels())
     fig.tight_layout()
     return fig
 
@@ -109,12 +314,13 @@ def accuracy_vs_k(points: dict[str, list[tuple[int, float]]], baselines: dict[st
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (name, pts) in enumerate(points.items()):
         pts = sorted(pts)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i}", label=name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i}", label=plain(name))
     for i, (name, value) in enumerate(baselines.items()):
-        ax.axhline(value, ls=":", color=f"C{i + len(points)}", label=name)
+        ax.axhline(value, ls=":", color=f"C{i + len(points)}", label=plain(name))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("k (code units kept per sample in training)")
     ax.set_ylabel("test accuracy")
-    ax.set_title(title)
+    _literal(ax.set_title(plain(title)))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -123,8 +329,6 @@ def accuracy_vs_k(points: dict[str, list[tuple[int, float]]], baselines: dict[st
 
 def score_histogram(seen, unseen, title: str = "", xlabel: str = "reconstruction error"):
     """Overlaid density histograms of novelty scores of seen and unseen classes."""
-    import numpy as np
-
     seen, unseen = np.asarray(seen), np.asarray(unseen)
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.histogram_bin_edges(np.concatenate([seen, unseen]), bins=60)
@@ -132,7 +336,7 @@ def score_histogram(seen, unseen, title: str = "", xlabel: str = "reconstruction
     ax.hist(unseen, bins=bins, density=True, alpha=0.6, label=f"unseen classes (n={len(unseen):,})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
-    ax.set_title(title)
+    _literal(ax.set_title(plain(title)))
     ax.legend()
     fig.tight_layout()
     return fig
@@ -143,11 +347,11 @@ def score_histogram(seen, unseen, title: str = "", xlabel: str = "reconstruction
 
 def _predict(model, fn, x: torch.Tensor) -> torch.Tensor:
     """``fn(model, x)`` in eval mode without autograd, on the model's device, back on the CPU."""
-    device = next(model.parameters()).device
+    p = next(model.parameters())
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        out = fn(model, x.to(device)).cpu()
+        out = fn(model, x.to(p.device, p.dtype)).float().cpu()
     model.train(was_training)
     return out
 
@@ -156,7 +360,7 @@ def denoising_grid(model, images, noise: float, n: int = 10, seed: int = 0, titl
     """Three rows: noisy inputs (x + noise·N(0, 1), clipped), the model's output, clean targets."""
     from ..train import add_noise
 
-    x = (images if isinstance(images, torch.Tensor) else images.x)[:n]
+    x = as_images(getattr(images, "x", images)[:n], getattr(model, "input_shape", None))
     noisy = add_noise(x, noise, torch.Generator().manual_seed(seed))
     out = _predict(model, lambda m, v: m(v), noisy)
     return image_grid([noisy, out.clamp(0, 1), x], ["noisy input", "denoised", "clean target"], title)
@@ -165,7 +369,7 @@ def denoising_grid(model, images, noise: float, n: int = 10, seed: int = 0, titl
 def code_images(model, images, n: int = 10, title: str = ""):
     """Originals above their codes; a (C, h, w) code is drawn as its C channels side by side,
     scaled by the largest value shown (the blog's "encoded representations")."""
-    x = (images if isinstance(images, torch.Tensor) else images.x)[:n]
+    x = as_images(getattr(images, "x", images)[:n], getattr(model, "input_shape", None))
     z = _predict(model, lambda m, v: m.encode(v), x)
     if z.dim() == 2:  # a flat code: one row of pixels
         z = z[:, None, None, :]
@@ -184,10 +388,10 @@ def latent_scatter(codes: torch.Tensor, labels, class_names=(), title: str = "")
     if c is not None:
         bar = fig.colorbar(pts, ax=ax, ticks=range(len(class_names) or int(c.max()) + 1))
         if class_names:
-            bar.ax.set_yticklabels(list(class_names))
+            _literal(*bar.ax.set_yticklabels([plain(c) for c in class_names]))
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
-    ax.set_title(title or "latent space")
+    _literal(ax.set_title(plain(title or "latent space")))
     fig.tight_layout()
     return fig
 
@@ -210,6 +414,6 @@ def latent_manifold(model, n: int = 15, title: str = ""):
     else:
         ax.imshow(sheet.permute(1, 2, 0).numpy())
     ax.axis("off")
-    ax.set_title(title or f"decoded {n}×{n} manifold")
+    _literal(ax.set_title(plain(title or f"decoded {n}×{n} manifold")))
     fig.tight_layout()
     return fig

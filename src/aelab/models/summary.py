@@ -1,0 +1,257 @@
+"""Model summaries that show a model as an assignment describes it, and the training setup in a line.
+
+torchinfo only sees modules, so a Keras reader would miss what lives in ``forward`` and ``loss``:
+the sigmoid output (applied in ``Autoencoder.activate``, so BCE can take logits), the L1 activity
+penalty (Keras ``activity_regularizer``), KL sparsity, the k-sparse top-k and the VAE's KL term.
+:func:`model_summary` runs torchinfo for the output shapes and mult-adds, lists every leaf layer
+(also those ``forward`` does not call, such as the VAE's log-variance head), and adds those parts
+as rows and notes. :func:`training_line` says how the model is trained, in one sentence.
+
+``aelab.models`` used to have a ``summary(model)`` function; ``from aelab.models import summary``
+now finds this module, so the module is callable with that meaning (``summary(model)`` ->
+:func:`model_summary`) for callers not yet importing ``model_summary`` from here.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+
+from torch import nn
+
+# models.loss (a name in losses.RECONSTRUCTION) -> what a report calls it
+LOSS_NAMES = {"bce": "binary cross-entropy", "mse": "mean squared error", "sse": "sum of squared errors"}
+# aelab.optim.OPTIMIZERS name -> the Keras class name a student knows
+OPTIMIZER_NAMES = {"nadam": "Nadam", "adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD",
+                   "adadelta": "Adadelta", "adadelta-original": "Adadelta (original Keras default)"}
+
+WIDTH = 88  # characters: fits an 88-column terminal and the report's <pre> without wrapping
+
+
+def loss_label(name: str | None) -> str:
+    """'bce' -> 'binary cross-entropy'; an unknown name is returned as given."""
+    return LOSS_NAMES.get(name or "", name or "loss")
+
+
+def number(x: float) -> str:
+    """A number as a reader writes it: 1e-06, 0.0001 -> 1e-04, 0.05, 1, never '-0' or '-0.0000'."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    if abs(x) < 1e-3:
+        mantissa, exp = f"{x:.4e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{exp}"
+    return f"{x:.6g}"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n else "0"
+
+
+def _shape(size) -> str:
+    """torchinfo's [1, 256] -> Keras's (None, 256): the batch dimension is free."""
+    if not size:
+        return "--"
+    if isinstance(size[0], (list, tuple)):  # several outputs: show the first
+        size = size[0]
+    return "(" + ", ".join(["None", *map(str, size[1:])]) + ")"
+
+
+def _si(n: float, unit: str = "") -> str:
+    """428354 -> '428.4 k'; with unit 'B' -> '428.4 kB'."""
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {prefix}{unit}"
+    return f"{int(n)} {unit}".rstrip()
+
+
+def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules without children, in definition order, named by their path (encoder.3)."""
+    return [(name, m) for name, m in model.named_modules() if name and not any(m.children())]
+
+
+def _code_layer(model: nn.Module) -> str:
+    """The name of the layer whose output is the code (the encoder's last leaf)."""
+    names = [n for n, _ in _leaves(model) if n.startswith("encoder.") or n == "encoder"]
+    return names[-1] if names else "encoder"
+
+
+def _code_where(model: nn.Module) -> str:
+    """Where the codes come from, for a reader: "output of encoder.4, 50 units"."""
+    where = f"output of {_code_layer(model)}"
+    shape = getattr(model, "code_shape", None)
+    if shape:
+        where += f", {math.prod(shape):,} units"
+    return where
+
+
+def _notes(model: nn.Module) -> dict[str, list[str]]:
+    """Rows to add under a layer (its name -> lines) for what torchinfo cannot see."""
+    from .dense import KLSparseAutoencoder, KSparseAutoencoder, TiedLinear
+    from .vae import VAE
+
+    key, code = _code_layer(model), _code_where(model)
+    notes: dict[str, list[str]] = {}
+    if getattr(model, "activity_l1", 0.0) > 0:
+        notes.setdefault(key, []).append(
+            f"L1 activity penalty {number(model.activity_l1)} on the codes ({code})")
+    if isinstance(model, KLSparseAutoencoder):
+        notes.setdefault(key, []).append(
+            f"KL sparsity penalty rho {number(model.rho)}, beta {number(model.beta)} on the "
+            f"codes ({code})")
+    if isinstance(model, KSparseAutoencoder):
+        start = f", k_start {model.k_start}" if model.k_start is not None else ""
+        notes.setdefault(key, []).append(
+            f"k-sparse: keep the k = {model.k} largest codes per sample ({code}), "
+            f"alpha·k = {model.k_eval} when encoding{start}")
+    for name, m in _leaves(model):
+        if isinstance(m, TiedLinear):
+            src = next((n for n, s in model.named_modules() if s is m.source), "the encoder")
+            notes.setdefault(name, []).append(f"weight: transpose of {src}.weight (tied weights)")
+    if isinstance(model, VAE):
+        head = next((n for n, s in model.named_modules() if s is model.encoder[-1]), "encoder")
+        notes.setdefault(key, []).append(
+            f"sampling: z = mean + exp(log_var / 2)·eps, eps ~ N(0, I) ({head}.mean, {head}.log_var)")
+    return notes
+
+
+def _regularisers(model: nn.Module) -> list[str]:
+    """The loss terms besides reconstruction, with their weights, as Keras users write them."""
+    from .dense import KLSparseAutoencoder, KSparseAutoencoder
+    from .vae import VAE
+
+    code = _code_where(model)
+    lines = []
+    if getattr(model, "activity_l1", 0.0) > 0:
+        lines.append(f"Regulariser: L1 activity penalty {number(model.activity_l1)} on the codes "
+                     f"({code}): {number(model.activity_l1)} × sum|codes| per sample, averaged "
+                     "over the batch, added to the loss (Keras activity_regularizer=l1).")
+    if isinstance(model, KLSparseAutoencoder):
+        lines.append(f"Regulariser: KL sparsity on the codes ({code}): beta {number(model.beta)} "
+                     f"× sum over units of KL(rho {number(model.rho)} || mean activation of the unit).")
+    if isinstance(model, KSparseAutoencoder):
+        tied = any(type(m).__name__ == "TiedLinear" for m in model.modules())
+        start = (f"; k falls from k_start {model.k_start} to k over the first half of training"
+                 if model.k_start is not None else "")
+        lines.append(f"Constraint: k-sparse codes ({code}): k {model.k}, alpha·k "
+                     f"{model.k_eval} (alpha {number(model.alpha)}) at encoding time{start}; "
+                     f"tied weights: {'yes' if tied else 'no'}.")
+    if isinstance(model, VAE):
+        lines.append("Regulariser: KL(q(z|x) || N(0, I)) added to the reconstruction loss summed "
+                     "over pixels (the Keras blog's 784·BCE + KL).")
+    return lines
+
+
+def model_summary(model: nn.Module, name: str | None = None) -> str:
+    """A Keras-like table: every layer with its output shape and parameters, the output activation,
+    regularisers and constraints on the layer they act on, parameter counts and the loss."""
+    import torchinfo
+
+    name = name or (getattr(model, "spec", None) or {}).get("model") or type(model).__name__
+    shape = tuple(getattr(model, "input_shape", ()))
+    infos = {}
+    macs = 0
+    if shape:
+        device = next(model.parameters()).device
+        stats = torchinfo.summary(model, input_size=(1, *shape), verbose=0, device=device,
+                                  depth=10, mode="eval")
+        infos = {id(i.module): i for i in stats.summary_list}
+        macs = stats.total_mult_adds
+    notes = _notes(model)
+
+    rows: list[tuple[str, str, str]] = []
+    for lname, m in _leaves(model):
+        info = infos.get(id(m))
+        n_params = sum(p.numel() for p in m.parameters(recurse=False))
+        if info is not None and info.executed:
+            out = _shape(info.output_size)
+        elif isinstance(m, nn.Linear):  # not called by forward (the VAE's log-variance head)
+            out = f"(None, {m.out_features})"
+        else:
+            out = "--"
+        rows.append((f"{lname} ({type(m).__name__})", out, _count(n_params)))
+        for note in notes.get(lname, []):
+            rows.append(("  + " + note, "", ""))
+    output = getattr(model, "output", None)
+    if output is not None:
+        act = "Sigmoid" if output == "sigmoid" else "linear (none)"
+        rows.append((f"output activation: {act}", "(None, " + ", ".join(map(str, shape)) + ")", "0"))
+
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    c1 = max(30, *(len(r[0]) for r in rows if r[1]))
+    c1 = min(c1, WIDTH - 34)
+    lines = [f'Model: "{name}" ({type(model).__name__}), input {_shape([1, *shape])}',
+             "=" * WIDTH, f"{'Layer (type)':<{c1}}  {'Output shape':<20}  {'Param #':>10}", "=" * WIDTH]
+    for text, out, params in rows:
+        if not out:  # a note: its own line, wrapped under the layer it belongs to
+            lines += _wrap(text, WIDTH, indent="    ")
+        else:
+            lines.append(f"{text:<{c1}}  {out:<20}  {params:>10}".rstrip())
+    lines += ["=" * WIDTH,
+              f"Total params: {_count(total)}",
+              f"Trainable params: {_count(trainable)}",
+              f"Non-trainable params: {_count(total - trainable)}"]
+    if macs:
+        lines.append(f"Mult-adds per image: {_si(macs)}")
+    lines.append(f"Parameter memory: {_si(total * 4, 'B')} (float32)")
+    loss = getattr(model, "loss_name", None)
+    if loss:
+        how = (" from the logits of the sigmoid output (numerically stable)"
+               if loss == "bce" and output == "sigmoid" else "")
+        lines.append(f"Loss: {loss_label(loss)}{how}.")
+    for line in _regularisers(model):
+        lines += _wrap(line, WIDTH, indent="  ")
+    lines.append("=" * WIDTH)
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+
+
+def training_line(cfg, loss: object = None) -> str:
+    """How a run is trained, in one line: optimizer, learning rate, loss, batch, epochs, early
+    stopping and input noise. ``cfg`` is a ``train.TrainConfig``; ``loss`` a model (its
+    ``loss_name``) or a loss name such as "bce" (left out when None)."""
+    from ..optim import OPTIMIZERS
+
+    opt = getattr(cfg, "optimizer", "nadam")
+    parts = [OPTIMIZER_NAMES.get(opt, opt)]
+    lr = getattr(cfg, "learning_rate", None)
+    if lr is None and opt in OPTIMIZERS:
+        parts.append(f"learning rate {number(OPTIMIZERS[opt][2])} (the optimizer's default)")
+    elif lr is not None:
+        parts.append(f"learning rate {number(lr)}")
+    loss_name = getattr(loss, "loss_name", loss)
+    if isinstance(loss_name, str):
+        parts.append(f"loss {loss_label(loss_name)}")
+    parts.append(f"batch {getattr(cfg, 'batch_size', '?')}")
+    es = getattr(cfg, "early_stopping", None)
+    epochs = getattr(cfg, "epochs", "?")
+    parts.append(f"up to {epochs} epochs" if es is not None else f"{epochs} epochs")
+    if es is not None:
+        restore = ", restore best weights" if getattr(es, "restore_best", False) else ""
+        parts.append(f"early stopping on {es.monitor} (patience {es.patience}, "
+                     f"min_delta {number(es.min_delta)}{restore})")
+    else:
+        parts.append("no early stopping")
+    noise = getattr(cfg, "input_noise", 0.0) or 0.0
+    if noise > 0:
+        parts.append(f"inputs + {number(noise)}·N(0, 1) noise, clipped to [0, 1]")
+    return "Training: " + ", ".join(parts)
+
+
+class _CallableModule(types.ModuleType):
+    """``aelab.models.summary(model)`` keeps working after this submodule shadows the function."""
+
+    def __call__(self, model: nn.Module) -> str:
+        return model_summary(model)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["model_summary", "training_line", "loss_label", "number", "LOSS_NAMES"]
