@@ -17,7 +17,19 @@ needs_chromium = pytest.mark.skipif(
 # DOM, which --dump-dom then prints. The report itself stays script-free.
 CHECK_SCRIPT = """<script>
 window.addEventListener("load", () => {
+  document.querySelectorAll("details").forEach(d => { d.open = true; });  // measure hidden text too
   const imgs = Array.from(document.images);
+  const vw = window.innerWidth;
+  // Wider than the window: any element reaching past its right edge, except inside a box that
+  // scrolls on its own (.scroll, a wide table's container), which must itself fit.
+  const wide = Array.from(document.body.querySelectorAll("*"))
+    .filter(e => !(e.parentElement && e.parentElement.closest(".scroll")))
+    .filter(e => e.getBoundingClientRect().right > vw + 0.5)
+    .map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`);
+  // Text cut off inside its own box: a <pre> whose content is wider than the box.
+  const cut = Array.from(document.querySelectorAll("pre"))
+    .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 60));
+  const badge = document.getElementById("quick-badge");
   const out = document.createElement("pre");
   out.id = "aelab-check";
   out.textContent = JSON.stringify({
@@ -27,6 +39,13 @@ window.addEventListener("load", () => {
     external: Array.from(document.querySelectorAll("[src],[href]"))
       .map(e => e.getAttribute("src") || e.getAttribute("href"))
       .filter(u => !u.startsWith("data:") && !u.startsWith("#")),
+    innerWidth: vw,
+    scrollWidth: document.documentElement.scrollWidth,
+    wide: wide,
+    cut: cut,
+    figures: document.querySelectorAll("figure").length,
+    captions: Array.from(document.querySelectorAll("figure > figcaption")).map(c => c.textContent.trim()),
+    badge: badge ? {text: badge.textContent.trim(), width: badge.getBoundingClientRect().width} : null,
   });
   document.body.appendChild(out);
 });
@@ -41,14 +60,26 @@ def chromium(page: Path, profile: Path, *args: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
 
 
-def browser_check(page: Path, tmp_path: Path) -> dict:
-    """Open ``page`` in headless Chromium and return what CHECK_SCRIPT recorded."""
+def browser_check(page: Path, tmp_path: Path, width: int = 1280) -> dict:
+    """Open ``page`` in headless Chromium, ``width`` pixels wide, and return what CHECK_SCRIPT
+    recorded."""
     probe = page.with_name(page.stem + "-check.html")
     probe.write_text(page.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
-    dom = chromium(probe, tmp_path / "profile-dom", "--virtual-time-budget=10000", "--dump-dom")
+    dom = chromium(probe, tmp_path / "profile-dom", f"--window-size={width},900",
+                   "--virtual-time-budget=10000", "--dump-dom")
     found = re.search(r'<pre id="aelab-check">(.*?)</pre>', dom, re.S)
     assert found, "the check script did not run in the browser"
-    return json.loads(html.unescape(found.group(1)))
+    seen = json.loads(html.unescape(found.group(1)))
+    assert seen["innerWidth"] == width, f"the window is {seen['innerWidth']} px, not {width}"
+    return seen
+
+
+def assert_fits(seen: dict) -> None:
+    """Nothing wider than the window, no text cut inside its box, one caption per figure."""
+    assert seen["scrollWidth"] <= seen["innerWidth"], f"page scrolls sideways: {seen['scrollWidth']} px"
+    assert seen["wide"] == [], f"wider than the window: {seen['wide']}"
+    assert seen["cut"] == [], f"text cut off inside its box: {seen['cut']}"
+    assert len(seen["captions"]) == seen["figures"] and all(seen["captions"])
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +167,7 @@ def test_report_renders_in_a_real_browser(run_dir, metrics, tmp_path):
     assert seen["loaded"] == seen["images"], f"only {seen['loaded']} of {seen['images']} images loaded"
     assert seen["rows"] == len(metrics["runs"])
     assert seen["external"] == []
+    assert_fits(seen)
     shot = tmp_path / "report.png"
     chromium(page, tmp_path / "profile-shot", "--window-size=1200,2400", "--hide-scrollbars",
              f"--screenshot={shot}")
@@ -151,6 +183,7 @@ def test_comparison_renders_in_a_real_browser(run_dir, metrics, tmp_path):
     seen = browser_check(result.out / "compare.html", tmp_path)
     assert seen["images"] == seen["loaded"] == 1
     assert seen["rows"] == len(metrics["runs"])
+    assert_fits(seen)
 
 
 def test_status_spinner_only_on_a_terminal():
@@ -167,3 +200,203 @@ def test_status_spinner_only_on_a_terminal():
     with status(term, "Loading data ..."):
         pass
     assert "Loading data" in term.file.getvalue()
+
+
+# ---------------------------------------------------------------- a synthetic run folder
+# Written by hand, so these tests check the report's layout and text without training anything,
+# with the long names, lines and numbers that break layouts.
+
+LONG = "fashion-shoes-with-a-very-long-run-name-that-has-no-spaces-at-all-" * 2
+
+
+def _history(n: int, start: float = 0.3) -> list[dict]:
+    return [{"epoch": i, "train_loss": 0.21 + (start - 0.21) / i, "train_recon": 0.2,
+             "train_penalty": 0.0, "val_loss": 0.22 + (start - 0.21) / i, "seconds": 0.5}
+            for i in range(1, n + 1)]
+
+
+def _entry(name: str, label: str, batch: int, epochs: int) -> dict:
+    return {"name": name, "model": "stacked", "label": label, "params": {"hidden": [256, 50]},
+            "sweep": {"batch_size": batch}, "batch_size": batch, "optimizer": "nadam",
+            "learning_rate": 1e-4, "status": "stopped_early", "reason": "", "epochs_run": epochs,
+            "stopped_early": True, "best_epoch": epochs - 5, "train_loss": 0.212345,
+            "val_loss": 0.219234, "test_loss": 0.2201987, "seconds": 1234.56,
+            "seconds_per_epoch": 12.3456, "peak_rss_mb": 1536.4, "history": _history(epochs),
+            "loss_name": "binary cross-entropy", "epochs_max": 50}
+
+
+def _png(path: Path, wide: bool = False) -> None:
+    """A small real PNG (a wide one checks that images shrink to the page)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(30 if wide else 3, 2))
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(path, dpi=40)
+    plt.close(fig)
+
+
+def make_run_folder(folder: Path, quick: bool = True, study: str = "fashion-shoes") -> Path:
+    """A finished run folder as run_study writes it: metrics.json, study.toml, console.log and
+    figures/, with long names, long summary lines and a wide model summary."""
+    from aelab.report.plots import loss_curves
+
+    (folder / "figures").mkdir(parents=True)
+    runs = [_entry(f"{label}-bs{b}", label, b, e) for label, b, e in
+            (("stacked", 32, 14), ("stacked", 256, 30), ("sparse", 32, 12), ("sparse", 256, 26))]
+    runs.append(_entry(LONG + "bs64", LONG, 64, 9))
+    figures = ["loss_curves", "reconstructions-stacked-bs256", "reconstructions-sparse-bs256",
+               "accuracy_vs_k", "custom-figure"]
+    fig = loss_curves(runs, "fashion-shoes: learning curves")
+    fig.savefig(folder / "figures" / "loss_curves.png", dpi=40)
+    for name in figures[1:]:
+        _png(folder / "figures" / f"{name}.png", wide=name == "accuracy_vs_k")
+    summary = ["Comparison:", "- Lowest validation loss: " + LONG + " " + "x" * 300,
+               "- A sentence of ordinary words that is long enough to need wrapping on a page "
+               "1,280 pixels wide, because it goes on and on about batch sizes and epochs. " * 3]
+    metrics = {
+        "study": study, "description": "Stacked vs sparse autoencoder " + LONG, "quick": quick,
+        "dataset": {"dataset": "fashion-mnist", "requested": "fashion-mnist", "fallback_used": False,
+                    "source": "/usr/share/datasets/fashion-mnist/" + "deep/" * 30,
+                    "n_images": 21000, "image_shape": [1, 28, 28],
+                    "class_names": ["Sandal", "Sneaker", "Ankle boot"],
+                    "splits": {"train": 15000, "val": 3000, "test": 3000},
+                    "distribution": {s: [["Sandal", n // 3, 33.3], ["Sneaker", n // 3, 33.3],
+                                         ["Ankle boot", n // 3, 33.3]]
+                                     for s, n in (("train", 15000), ("val", 3000), ("test", 3000))}},
+        "seed": 42, "runs": runs, "summary": summary, "figures": figures,
+        "captions": {"custom-figure": "A caption the study wrote for its own figure."},
+        "model_summaries": {"stacked": "Layer (type) " + "=" * 200 + "\nTotal params: 428,354",
+                            LONG: "one line " + "y" * 400},
+        "environment": {"aelab": "0.1.0", "torch": "2.13.0+cpu", "machine": "Linux-" + "z" * 300,
+                        "finished": "2025-11-25 10:15:00"},
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "study.toml").write_text('name = "fashion-shoes"\ndescription = "' + "w" * 500 + '"\n')
+    (folder / "console.log").write_text("Epoch 1/50 " + "-" * 400 + "\n" * 3)
+    return folder
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    return make_run_folder(tmp_path / "fashion-shoes-quick")
+
+
+def test_captions_say_what_each_figure_shows():
+    from aelab.report.html import caption
+
+    assert caption("reconstructions-stacked-bs256") == \
+        "Test images (top) and their reconstructions by stacked-bs256 (bottom)."
+    assert caption("loss_curves").startswith(
+        "Training (dashed) and validation (solid) loss per epoch, one panel per model")
+    assert caption("confusion-probe") .startswith("Confusion matrix of probe's classifier")
+    assert caption("loss_curves", {"loss_curves": "Own words."}) == "Own words."
+    assert caption("mystery") == "Figure mystery, made by the study's steps."
+
+
+def test_report_has_a_caption_per_figure_and_a_quick_badge(synthetic):
+    from aelab.report.html import render_report
+
+    page = render_report(synthetic)
+    assert page.count("<figure") == page.count("<figcaption>") == 5
+    text = html.unescape(page)
+    assert "Test images (top) and their reconstructions by sparse-bs256 (bottom)." in text
+    assert "A caption the study wrote for its own figure." in text
+    assert 'id="quick-badge">quick run (reduced budget)</span>' in page
+    metrics = json.loads((synthetic / "metrics.json").read_text())
+    metrics["quick"] = False
+    assert "quick-badge" not in render_report(synthetic, metrics)
+    del metrics["quick"]
+    assert "quick-badge" not in render_report(synthetic, metrics)
+
+
+def test_captions_from_study_files_are_escaped(synthetic):
+    from aelab.report.html import render_report
+
+    metrics = json.loads((synthetic / "metrics.json").read_text())
+    metrics["captions"] = {"loss_curves": "<script>alert(1)</script>"}
+    page = render_report(synthetic, metrics)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@needs_chromium
+def test_report_fits_a_1280_pixel_window(synthetic, tmp_path):
+    from aelab.report.html import write_report
+
+    seen = browser_check(write_report(synthetic), tmp_path)
+    assert_fits(seen)
+    assert seen["images"] == seen["loaded"] == seen["figures"] == 5
+    assert "Test images (top) and their reconstructions by stacked-bs256 (bottom). " \
+           "(reconstructions-stacked-bs256.png)" in seen["captions"]
+    assert seen["badge"]["text"] == "quick run (reduced budget)" and seen["badge"]["width"] > 0
+    assert seen["rows"] == 5
+
+
+@needs_chromium
+def test_comparison_page_fits_a_1280_pixel_window(synthetic, tmp_path):
+    from aelab.report.html import compare_runs
+
+    other = make_run_folder(tmp_path / ("other-" + LONG), quick=False)
+    result = compare_runs([synthetic, other], tmp_path / "cmp")
+    seen = browser_check(result.out / "compare.html", tmp_path)
+    assert_fits(seen)
+    assert seen["rows"] == 10 and seen["captions"] and "one panel per run folder and model" in seen["captions"][0]
+
+
+def _printed(renderable, width: int) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO())
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_console_comparison_shows_every_number_in_full(synthetic, tmp_path, width):
+    from aelab.report.html import CONSOLE_HIDDEN, compare_runs, comparison_table
+
+    other = make_run_folder(tmp_path / "fashion-shoes-20251125-101500", quick=False)
+    result = compare_runs([synthetic, other], tmp_path / "cmp")
+    out = _printed(comparison_table(result), width)
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= width
+    shown = [i for i, h in enumerate(result.headers) if h not in CONSOLE_HIDDEN and h != "run"]
+    assert {result.headers[i] for i in shown} >= {"train loss", "val loss", "test loss", "time s"}
+    for row in result.rows:
+        for i in shown:
+            if NUMBER.match(row[i]):
+                assert row[i] in out, f"{result.headers[i]} = {row[i]} is not shown in full"
+    # every run is named: its name's pieces, wherever they wrap, appear in order
+    flat = re.sub(r"[\s│┃]", "", out)
+    assert "fashion-shoes-20251125-101500/sparse-bs256" in flat or "sparse-bs256" in out
+    for name in ("stacked-bs32", "stacked-bs256", "sparse-bs32", "sparse-bs256"):
+        assert name in out
+
+
+def test_console_comparison_stays_one_row_per_run_when_it_fits(synthetic, tmp_path):
+    from aelab.report.html import Comparison, comparison_table, results_rows
+
+    entries = json.loads((synthetic / "metrics.json").read_text())["runs"][:4]  # short names
+    out = _printed(comparison_table(Comparison(entries, *results_rows(entries), tmp_path)), 120)
+    assert out.count("\n│ ") == 4 and "0.2192" in out and "1234.6" in out  # one row per run
+    assert "…" not in out
+
+
+def test_console_results_table_never_cuts_a_number():
+    from aelab.report.console import results_table
+
+    entries = [_entry(f"fashion-shoes-quick/stacked-bs{b}", "stacked", b, 14) for b in (32, 256)]
+    entries.append({"name": "probe", "probe_accuracy": 0.9})  # no history: no row
+    for width in (60, 80, 120):
+        out = _printed(results_table(entries), width)
+        assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+        for number in ("0.2123", "0.2192", "0.2202", "1234.6", "12.35", "1536"):
+            assert number in out
+        assert "probe" not in out
+
+
+NUMBER = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?$")

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runs import atomic_write, load_run
+from ..errors import AelabError
+from ..runs import atomic_write
 
 # Results columns shown first, in this order, when present; any other scalar key a run carries
 # (probe_accuracy, verdict, auroc, ...) follows in order of first appearance.
@@ -26,14 +27,23 @@ COLUMNS = {
     "stopped_early": "stopped early", "best_epoch": "best epoch", "train_loss": "train loss",
     "val_loss": "val loss", "test_loss": "test loss", "seconds": "time s",
     "seconds_per_epoch": "s/epoch", "peak_rss_mb": "peak MB", "batch_size": "batch",
-    "optimizer": "optimizer", "learning_rate": "lr",
+    "optimizer": "optimizer", "learning_rate": "lr", "epochs_max": "max epochs", "loss_name": "loss",
 }
 FORMATS = {"seconds": ".1f", "seconds_per_epoch": ".3f", "peak_rss_mb": ".0f",
            "train_loss": ".4f", "val_loss": ".4f", "test_loss": ".4f"}
 # Shown elsewhere (settings column, notes, loss curves) rather than as columns.
 NOT_COLUMNS = {"label", "params", "sweep", "history", "reason"}
 # Left out of the console comparison to fit a terminal; compare.html and compare.csv have them.
-CONSOLE_HIDDEN = {"model", "stopped early", "best epoch", "batch", "optimizer", "lr", "settings", "study"}
+CONSOLE_HIDDEN = {"model", "stopped early", "best epoch", "batch", "optimizer", "lr", "settings", "study",
+                  "max epochs", "loss"}
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    """The metrics.json of a finished run folder: all a report or a comparison needs."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise AelabError(f"{Path(run_dir)} is not a finished aelab run folder (no metrics.json).")
+    return json.loads(path.read_text())
 
 
 def _scalar(v) -> bool:
@@ -78,6 +88,10 @@ def _results(entries: list[dict]) -> dict:
     numeric = [all(isinstance(e.get(k), (int, float)) or e.get(k) is None for e in entries)
                and any(isinstance(e.get(k), (int, float)) and not isinstance(e.get(k), bool) for e in entries)
                for k in keys] + [False]
+    # How a cell wraps on the page: numbers never; run names and settings anywhere (they are
+    # long and have no spaces); other text at spaces only, so "stopped_early" stays whole.
+    kinds = ["num" if n else "name" if h == "run" else "wrap" if h == "settings" else "text"
+             for n, h in zip(numeric, headers, strict=True)]
     details = []
     for e in entries:
         nested = {k: v for k, v in e.items() if k not in NOT_COLUMNS and not _scalar(v)}
@@ -86,7 +100,7 @@ def _results(entries: list[dict]) -> dict:
     return {
         "columns": headers,
         "rows": [{"failed": e.get("status") == "failed",
-                  "cells": [{"text": t, "num": n} for t, n in zip(row, numeric, strict=True)]}
+                  "cells": [{"text": t, "kind": kind} for t, kind in zip(row, kinds, strict=True)]}
                  for e, row in zip(entries, rows, strict=True)],
         "notes": [(e.get("name", "?"), e["reason"]) for e in entries if e.get("reason")],
         "details": details,
@@ -107,13 +121,49 @@ def _distribution(dist: dict) -> dict | None:
     }
 
 
-def _figures(run_dir: Path, names: list[str]) -> list[dict]:
+# Figure name (or its kind, before "-<run>") -> what it shows, as a sentence; {run} is the run.
+CAPTIONS = {
+    "loss_curves": "Training (dashed) and validation (solid) loss per epoch, one panel per model; "
+                   "a dot marks the best epoch and a cross where early stopping ended a run.",
+    "reconstructions": "Test images (top) and their reconstructions by {run} (bottom).",
+    "denoising": "Noisy test inputs (top), {run}'s denoised outputs (middle) and the clean "
+                 "targets (bottom).",
+    "codes": "Test images (top) and their codes in {run} (bottom), each channel drawn as an image.",
+    "latent": "The test images' latent means in {run}, one colour per class.",
+    "manifold": "Images decoded by {run} from a grid of latent points at Gaussian quantiles "
+                "0.05 to 0.95.",
+    "confusion": "Confusion matrix of {run}'s classifier on the test set (rows: true class, "
+                 "columns: predicted class).",
+    "filters": "The decoder weights of {run} drawn as images: the features it learned.",
+    "accuracy_vs_k": "Test accuracy against k, the number of code units kept per sample in "
+                     "training; dotted lines are the baselines.",
+    "novelty": "Reconstruction errors by {run} of test images from the training classes and "
+               "from unseen classes.",
+}
+
+
+def caption(name: str, captions: dict | None = None) -> str:
+    """What a figure shows: the study's own caption (metrics["captions"]) when it wrote one,
+    else a sentence derived from the figure's name ("reconstructions-stacked-bs256" -> "Test
+    images (top) and their reconstructions by stacked-bs256 (bottom).")."""
+    if captions and captions.get(name):
+        return str(captions[name])
+    if name in CAPTIONS:
+        return CAPTIONS[name]
+    kind, _, run = name.partition("-")
+    if run and kind in CAPTIONS:
+        return CAPTIONS[kind].format(run=run)
+    return f"Figure {name}, made by the study's steps."
+
+
+def _figures(run_dir: Path, names: list[str], captions: dict | None = None) -> list[dict]:
     """The study's figures in the order it made them, then any other PNG in figures/."""
     folder = run_dir / "figures"
     files = sorted(folder.glob("*.png")) if folder.is_dir() else []
     ordered = [folder / f"{n}.png" for n in names if (folder / f"{n}.png").is_file()]
     ordered += [p for p in files if p not in ordered]
-    return [{"name": p.stem, "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in ordered]
+    return [{"name": p.stem, "caption": caption(p.stem, captions),
+             "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in ordered]
 
 
 def _env():
@@ -127,7 +177,7 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
     """The HTML page of a run folder; ``metrics`` defaults to its metrics.json."""
     run_dir = Path(run_dir)
     if metrics is None:
-        metrics = load_run(run_dir)
+        metrics = read_metrics(run_dir)
     data = metrics.get("dataset") or {}
     env = metrics.get("environment") or {}
     settings = run_dir / "study.toml"
@@ -143,7 +193,8 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
         "distribution": _distribution(data.get("distribution") or {}),
         "model_summaries": list((metrics.get("model_summaries") or {}).items()),
         "results": _results(metrics.get("runs") or []),
-        "figures": _figures(run_dir, metrics.get("figures") or []),
+        "figures": _figures(run_dir, metrics.get("figures") or [], metrics.get("captions")),
+        "quick": bool(metrics.get("quick")),
         "summary": "\n".join(metrics.get("summary") or []),
         "environment": list(env.items()),
         "console_log": log.read_text() if log.is_file() else "",
@@ -180,17 +231,22 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
     prefix = len(dirs) > 1
     entries = []
     for d in dirs:
-        metrics = load_run(d)
+        metrics = read_metrics(d)
         for e in metrics.get("runs") or []:
             e = {**e, "study": metrics.get("study", "")}
-            if prefix:
+            if prefix:  # one loss-curve panel per folder and model, not one per model name
                 e["name"] = f"{d.name}/{e.get('name', '?')}"
+                e["label"] = f"{d.name}/{e.get('label') or e.get('model') or '?'}"
             entries.append(e)
     out = Path(out) if out is not None else Path(f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     headers, rows = results_rows(entries)
 
     fig = loss_curves(entries, title="Learning curves: " + ", ".join(d.name for d in dirs))
+    figure_caption = (caption("loss_curves") if not prefix else
+                      "Training (dashed) and validation (solid) loss per epoch, one panel per run "
+                      "folder and model; a dot marks the best epoch and a cross where early "
+                      "stopping ended a run.")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -206,22 +262,23 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
     atomic_write(out / "compare.csv", text.getvalue())
 
     page = _env().get_template("compare.html.j2").render(
-        dirs=[d.name for d in dirs], results=_results(entries),
+        dirs=[d.name for d in dirs], results=_results(entries), caption=figure_caption,
         figure=base64.b64encode(buf.getvalue()).decode("ascii"))
     atomic_write(out / "compare.html", page)
     return Comparison(entries, headers, rows, out)
 
 
-def comparison_table(comparison: Comparison):
-    """A rich Table of a comparison, for the console."""
-    from rich.table import Table
+def comparison_tables(comparison: Comparison, width: int) -> list:
+    """The console comparison for a terminal ``width`` columns wide: one row per run when that
+    fits, else one row per metric with the runs as columns (several tables if needed)."""
+    return comparison_table(comparison).tables(width)
 
-    table = Table(title="Comparison", title_justify="left")
+
+def comparison_table(comparison: Comparison):
+    """The comparison for ``console.print``: it lays itself out for the console's width and
+    never cuts a number (see report.console.FittedTable)."""
+    from .console import FittedTable
+
     keep = [i for i, h in enumerate(comparison.headers) if h not in CONSOLE_HIDDEN]
-    for i in keep:
-        h = comparison.headers[i]
-        table.add_column(h, justify="left" if h in ("run", "status", "verdict") else "right",
-                         no_wrap=h == "run")
-    for row in comparison.rows:
-        table.add_row(*(row[i] for i in keep))
-    return table
+    return FittedTable("Comparison", [comparison.headers[i] for i in keep],
+                       [[row[i] for i in keep] for row in comparison.rows])

@@ -27,6 +27,24 @@ def plain(text) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _fold(text: str, width: int) -> str:
+    """Long text in lines of at most ``width`` characters, broken after a space, "-", "/", "_"
+    or "." where possible, so a long run name does not run into the next panel."""
+    import re
+
+    lines = [""]
+    for tok in re.findall(r"[^\s/_.-]*[\s/_.-]|[^\s/_.-]+", text):
+        while len(tok) > width:
+            room = width - len(lines[-1])
+            lines[-1] += tok[:room]
+            tok = tok[room:]
+            lines.append("")
+        if len(lines[-1]) + len(tok.rstrip()) > width:
+            lines.append("")
+        lines[-1] += tok
+    return "\n".join(line.rstrip() for line in lines if line.strip())
+
+
 def _literal(*artists) -> None:
     """No LaTeX for user text even when rcParams["text.usetex"] is on."""
     for a in artists:
@@ -165,7 +183,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
                             xycoords=("data", "axes fraction"), rotation=90, ha="right", va="top",
                             fontsize=7, color=c)
                 markers["diverged"] = True
-        head = plain(panel) + ("\n(loss includes the regulariser)" if penalty else "")
+        head = plain(_fold(panel, 40)) + ("\n(loss includes the regulariser)" if penalty else "")
         _literal(ax.set_title(head, fontsize=10))
         ax.set_xlim(0.5, last_epoch + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -190,7 +208,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
     legend = fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
                         fontsize=8, frameon=False)
     _literal(*legend.get_texts())
-    _literal(fig.suptitle(plain(title)))
+    _literal(fig.suptitle(plain(_fold(title, 40 * ncols))))
     return fig
 
 
