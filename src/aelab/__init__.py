@@ -15,14 +15,19 @@ _API = {
     "create_model": "models", "list_models": "models", "register_model": "models",
     "summary": "models", "Autoencoder": "models",
     "fit": "train", "TrainConfig": "train", "EarlyStopping": "train", "History": "train",
-    "evaluate_loss": "train",
-    "load_study": "study", "run_study": "study", "register_step": "study",
+    "evaluate_loss": "train", "Callback": "callbacks",
+    "load_study": "config", "run_study": "runner", "resume_study": "runner", "load_run": "runner",
+    "register_step": "steps", "RunRecord": "records",
     "compare_reconstructions": "report.plots", "loss_curves": "report.plots",
-    "save_checkpoint": "runs", "load_checkpoint": "runs", "load_run": "runs",
+    "save_checkpoint": "runs", "load_checkpoint": "runs", "read_metrics": "runs",
     "AelabError": "errors", "ConfigError": "errors", "DataError": "errors",
 }
 
 __all__ = ["__version__", *_API]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str):

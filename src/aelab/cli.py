@@ -17,49 +17,101 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 def _fail(err: Exception) -> None:
     typer.echo(f"aelab: {err}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(getattr(err, "exit_code", 2))
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP (``timeout``, Slurm, ``docker stop``, a closed terminal): stop like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
+
+
+def _headless_plots() -> None:
+    """Figures go to files: the program, not ``import aelab``, chooses matplotlib's backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 @app.command()
 def run(
-    study: str = typer.Argument(..., help="A built-in study name (see `aelab list`) or a .toml file."),
+    study: str | None = typer.Argument(None, help="A built-in study name (see `aelab list`) or a .toml file."),
     out: Path | None = typer.Option(None, help="Run folder (default runs/<study>-<timestamp>)."),
+    resume: Path | None = typer.Option(None, help="Continue an interrupted study: its <out>.incomplete folder."),
     seed: int | None = typer.Option(None, help="Override the study's seed."),
-    quick: bool = typer.Option(False, "--quick", help="Reduced budget from the study's [quick] table."),
+    quick: bool = typer.Option(False, "--quick", help="Reduced budget from the study's [quick] table.",
+                               show_default=False),
     data_dir: Path | None = typer.Option(None, help="Folder with the IDX files (else AELAB_DATA, cache, ...)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=3."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the run folder."),
-    track: list[str] = typer.Option([], help="Also log the run to a tracker: mlflow or tensorboard."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the run folder.",
+                               show_default=False),
+    jobs: str = typer.Option("1", help="Runs trained at a time, each in its own process, or 'auto'."),
+    threads: int | None = typer.Option(None, min=1, help="PyTorch CPU threads per run (default: the "
+                                       "cores shared out among --jobs; use fewer when other jobs share "
+                                       "the machine)."),
+    executor: str = typer.Option("local", help="local (this machine) or ray (tasks on a Ray cluster)."),
+    ray_address: str | None = typer.Option(None, help="Join this Ray cluster (default: start a local Ray)."),
+    track: list[str] = typer.Option([], help="Also log the study live to a tracker: mlflow or tensorboard."),
     track_uri: str | None = typer.Option(None, help="MLflow tracking URI or TensorBoard folder."),
-    threads: int | None = typer.Option(None, min=1, help="CPU threads for PyTorch (default: one per core; "
-                                       "use fewer when other jobs share the machine)."),
 ):
     """Run a study: train its models, evaluate, write the run folder and report."""
+    import signal
+
     from .errors import AelabError
 
+    if (study is None) == (resume is None):
+        _fail(AelabError("Give a study to run, or --resume DIR to continue an interrupted one (not both)."))
+    if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
+        _fail(AelabError(f"--jobs {jobs!r} is not allowed; give a number of runs at a time (1, 2, ...) or 'auto'."))
+    if executor not in ("local", "ray"):
+        _fail(AelabError(f"--executor {executor!r} is not allowed; use 'local' or 'ray'."))
+    if resume is not None and (set_ or seed is not None or quick or out is not None):
+        _fail(AelabError("--resume continues a study as it was started; leave out --set, --seed, "
+                         "--quick and --out."))
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, _on_signal)
+    folder = None
     try:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        from .study import load_study, run_study
-        from .track import check_tracker, track_run
+        _headless_plots()
+        from .runner import resume_study, run_study
+        from .track import check_tracker
 
         for kind in track:
             check_tracker(kind)
-        spec = load_study(study, quick=quick, overrides=set_, seed=seed)
-        folder = run_study(spec, out=out, data_dir=data_dir, quiet=quiet)
-        for kind in track:
-            where = track_run(kind, folder, track_uri)
-            if not quiet:
-                typer.echo(f"Logged to {kind}: {where}")
+        options = dict(data_dir=data_dir, quiet=quiet, jobs=jobs if jobs == "auto" else int(jobs),
+                       threads=threads, executor=executor, ray_address=ray_address, track=tuple(track),
+                       track_uri=track_uri)
+        if resume is not None:
+            folder = resume_study(resume, **options)
+        else:
+            from .config import load_study
+
+            spec = load_study(study, quick=quick, overrides=set_, seed=seed)
+            folder = run_study(spec, out=out, **options)
     except AelabError as err:
         _fail(err)
-    except KeyboardInterrupt:
-        typer.echo("aelab: interrupted; finished runs are kept in the .incomplete folder.", err=True)
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Interrupted) as err:
+        name = signal.Signals(err.signum).name if isinstance(err, Interrupted) else "Ctrl-C"
+        code = 128 + (err.signum if isinstance(err, Interrupted) else signal.SIGINT)
+        typer.echo(f"aelab: stopped by {name}; {_resume_hint(err)}", err=True)
+        raise typer.Exit(code) from None
     if quiet:
         typer.echo(str(folder))
+
+
+def _resume_hint(err: BaseException) -> str:
+    """The exact command that continues the interrupted study (the runner names its folder)."""
+    folder = getattr(err, "run_folder", None)
+    if folder is None:
+        return "nothing had been written yet."
+    return f"finished runs are kept; continue with: aelab run --resume {folder}"
 
 
 @app.command("list")
@@ -68,13 +120,13 @@ def list_():
     from rich.console import Console
     from rich.table import Table
 
-    from .study import builtin_studies, read_study_file
+    from .config import builtin_studies, read_study_file
 
     table = Table(title="Built-in studies", title_justify="left")
     table.add_column("study")
     table.add_column("description")
     for name in builtin_studies():
-        table.add_row(name, read_study_file(name)[0].get("description", ""))
+        table.add_row(name, str(read_study_file(name)[0].get("description", "")))
     console = Console()
     console.print(table)
     from .models import list_models
@@ -83,21 +135,26 @@ def list_():
 
 
 @app.command()
-def show(study: str = typer.Argument(..., help="A built-in study name or a .toml file.")):
-    """Print a study file and the runs it expands to."""
+def show(
+    study: str = typer.Argument(..., help="A built-in study name or a .toml file."),
+    quick: bool = typer.Option(False, "--quick", help="Apply the [quick] table.", show_default=False),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=3."),
+    seed: int | None = typer.Option(None, help="Override the study's seed."),
+):
+    """Check a study as `run` would, print its file and the runs it expands to."""
     from .errors import AelabError
 
     try:
-        from .study import expand_runs, load_study, read_study_file
+        from .config import load_study
 
-        spec = load_study(study)
-        _, source = read_study_file(study)
-        typer.echo(Path(source).read_text())
-        typer.echo("Runs:")
-        for r in expand_runs(spec):
+        spec = load_study(study, quick=quick, overrides=set_, seed=seed)  # every check `run` makes
+        typer.echo(Path(spec.source).read_text(encoding="utf-8-sig"))
+        typer.echo(f"Runs ({len(spec.runs)}):")
+        for r in spec.runs:
             t = r.train
             typer.echo(f"  {r.name}: model {r.model}, epochs {t.epochs}, batch {t.batch_size}, "
-                       f"{t.optimizer} lr {t.learning_rate if t.learning_rate is not None else 'default'}")
+                       f"{t.optimizer} lr {t.learning_rate if t.learning_rate is not None else 'default'}, "
+                       f"seed {t.seed}")
     except AelabError as err:
         _fail(err)
 

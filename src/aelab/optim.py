@@ -100,6 +100,7 @@ class KerasNadam(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-7):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        self._scratch: dict = {}
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -110,8 +111,10 @@ class KerasNadam(torch.optim.Optimizer):
                     continue
                 st = self.state[p]
                 if not st:
-                    st.update(step=0, u_product=1.0, m=torch.zeros_like(p), v=torch.zeros_like(p),
-                              num=torch.empty_like(p), den=torch.empty_like(p))
+                    st.update(step=0, u_product=1.0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                # Two scratch buffers, kept out of self.state so resume files hold only m and v.
+                num, den = self._scratch.get(p) or self._scratch.setdefault(
+                    p, (torch.empty_like(p), torch.empty_like(p)))
                 st["step"] += 1
                 t, g = st["step"], p.grad
                 u_t, u_next = b1 * (1 - 0.5 * 0.96**t), b1 * (1 - 0.5 * 0.96 ** (t + 1))
@@ -121,9 +124,9 @@ class KerasNadam(torch.optim.Optimizer):
                 st["m"].lerp_(g, 1 - b1)
                 st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
                 s2 = math.sqrt(1 - b2**t)  # sqrt(v_hat) + eps == (sqrt(v) + eps * s2) / s2
-                torch.sqrt(st["v"], out=st["den"]).add_(eps * s2)
-                torch.add(st["m"], g, alpha=c_g / c_m, out=st["num"])
-                p.addcdiv_(st["num"], st["den"], value=-lr * c_m * s2)
+                torch.sqrt(st["v"], out=den).add_(eps * s2)
+                torch.add(st["m"], g, alpha=c_g / c_m, out=num)
+                p.addcdiv_(num, den, value=-lr * c_m * s2)
 
 
 # name -> (torch optimizer class or its name in torch.optim, Keras default keyword arguments,

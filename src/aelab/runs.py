@@ -1,8 +1,11 @@
-"""The run folder: everything a study writes, appearing complete or not at all.
+"""The run folder: everything a study writes, durable from the first finished run.
 
-A study writes into a hidden temporary folder next to its destination and renames it into place
-when it finishes (an atomic rename on one filesystem). An interrupted study keeps what it had
-as ``<name>.incomplete`` so finished runs are never lost, but never looks complete.
+A study writes into ``<out>.incomplete/``, visible from the start and never deleted by aelab:
+``study.toml`` and ``resume.json`` first; then, as each run finishes, its checkpoint and the
+study's ``metrics.json``, ``history.csv`` and ``console.log`` so far, each written atomically
+(temporary file + rename); the running run's resume state after every epoch, in ``resume/``.
+Finishing removes ``resume/`` and renames the folder to ``<out>``. A lock keeps a second
+process out; every file written is checked to lie inside the folder.
 """
 
 from __future__ import annotations
@@ -12,140 +15,329 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from .errors import AelabError
+from .params import slug
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+INCOMPLETE = ".incomplete"
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
+    """Write to a temporary file in the same folder, then rename over ``path``.
+
+    The file is created with mode 0666 so the process umask applies, as for any new file (no
+    umask is read or changed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-class RunFolder:
-    """A run folder under construction; ``finish()`` moves it into place."""
+class FolderError(AelabError):
+    """The run folder cannot be created or written."""
 
-    def __init__(self, final: Path):
-        self.final = Path(final)
-        if self.final.exists():
-            raise AelabError(f"Output folder {self.final} exists already; pass another --out.")
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(dir=self.final.parent, prefix=f".{self.final.name}."))
-        (self.path / "figures").mkdir()
-        (self.path / "checkpoints").mkdir()
+
+def _os_error(err: OSError, what: str) -> FolderError:
+    reason = err.strerror or str(err)
+    return FolderError(f"Cannot {what} ({reason}); choose another --out or free the space, and "
+                       "finished runs are kept.")
+
+
+class _Lock:
+    """An exclusive lock on ``<folder>/.lock``, held while a process writes the folder; the OS
+    releases it if the process dies, so a killed run never leaves a stale lock."""
+
+    def __init__(self, folder: Path):
+        self.file = open(folder / ".lock", "a+")  # noqa: SIM115 (held for the folder's lifetime)
+        try:
+            import fcntl
+
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - Windows
+            import msvcrt
+
+            try:
+                msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                self._busy(folder)
+        except OSError:
+            self._busy(folder)
+
+    def _busy(self, folder: Path):
+        self.file.close()
+        raise FolderError(f"Another aelab process is writing {folder}; wait for it to finish or "
+                          "pass another --out.")
+
+    def release(self) -> None:
+        self.file.close()
+
+
+class RunFolder:
+    """A study's folder under construction (``path`` = ``<final>.incomplete``)."""
+
+    def __init__(self, path: Path, final: Path):
+        self.path, self.final = Path(path), Path(final)
+        self._lock = _Lock(self.path)
+        self._root = self.path.resolve()
 
     @classmethod
-    def for_study(cls, study_name: str, out: str | Path | None, root: str | Path = "runs"):
-        if out is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            out = Path(root) / f"{study_name}-{stamp}"
-            n = 1
-            while out.exists():  # two runs in the same second
-                n += 1
-                out = Path(root) / f"{study_name}-{stamp}-{n}"
-        return cls(Path(out))
+    def create(cls, final: str | Path) -> RunFolder:
+        """A new ``<final>.incomplete``; refuses when ``final`` or an unfinished run is there."""
+        final = Path(final)
+        incomplete = final.with_name(final.name + INCOMPLETE)
+        if os.path.lexists(final):
+            what = "is a broken symbolic link" if final.is_symlink() and not final.exists() else "exists already"
+            raise FolderError(f"Output folder {final} {what}; pass another --out.")
+        if os.path.lexists(incomplete):
+            raise FolderError(f"{incomplete} holds an unfinished run of this study; resume it with "
+                              f"`aelab run --resume {incomplete}` or pass another --out.")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(incomplete)
+        except FileExistsError:
+            raise FolderError(f"{incomplete} was just created by another process; pass another --out.") from None
+        except OSError as err:
+            raise _os_error(err, f"create the run folder {incomplete}") from None
+        return cls(incomplete, final)
+
+    @classmethod
+    def open(cls, incomplete: str | Path) -> RunFolder:
+        """An unfinished run folder, for ``aelab run --resume``."""
+        path = Path(incomplete)
+        if not path.name.endswith(INCOMPLETE) or not path.is_dir():
+            raise FolderError(f"--resume needs an unfinished run folder (<name>{INCOMPLETE}); "
+                              f"{path} is not one.")
+        if not (path / "study.toml").is_file() or not (path / "resume.json").is_file():
+            raise FolderError(f"{path} has no study.toml and resume.json, so it cannot be resumed.")
+        final = path.with_name(path.name[: -len(INCOMPLETE)])
+        if os.path.lexists(final):
+            raise FolderError(f"{final} exists already, so {path} cannot be finished there; move one away.")
+        return cls(path, final)
+
+    @staticmethod
+    def default_name(study_name: str, root: str | Path = "runs") -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out, n = Path(root) / f"{study_name}-{stamp}", 1
+        while os.path.lexists(out) or os.path.lexists(str(out) + INCOMPLETE):  # two in one second
+            n += 1
+            out = Path(root) / f"{study_name}-{stamp}-{n}"
+        return out
+
+    def file(self, *parts: str) -> Path:
+        """The path of a file in the folder; every name is a slug and the result lies inside."""
+        for p in parts:
+            slug(p, "file name")
+        path = self.path.joinpath(*parts)
+        if not path.resolve().is_relative_to(self._root):
+            raise FolderError(f"Refusing to write {path}: it lies outside the run folder {self.path}.")
+        return path
+
+    def write(self, *parts: str, data: str | bytes) -> Path:
+        path = self.file(*parts)
+        try:
+            atomic_write(path, data)
+        except OSError as err:
+            raise _os_error(err, f"write {path}") from None
+        return path
+
+    def read(self, *parts: str) -> str | None:
+        path = self.file(*parts)
+        return path.read_text() if path.is_file() else None
 
     def save_figure(self, name: str, fig) -> Path:
         """Save a matplotlib figure as figures/<name>.png and close it."""
         import matplotlib.pyplot as plt
 
-        path = self.path / "figures" / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        return path
+        buf = io.BytesIO()
+        try:
+            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+        return self.write("figures", f"{name}.png", data=buf.getvalue())
 
-    def write_text(self, name: str, text: str) -> None:
-        atomic_write(self.path / name, text)
-
-    def write_json(self, name: str, obj) -> None:
-        atomic_write(self.path / name, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    def remove(self, *parts: str) -> None:
+        self.file(*parts).unlink(missing_ok=True)
 
     def finish(self) -> Path:
-        os.replace(self.path, self.final)
+        """Drop the resume files and move the folder to its final name."""
+        shutil.rmtree(self.file("resume"), ignore_errors=True)
+        self.remove("resume.json")
+        (self.path / ".lock").unlink(missing_ok=True)
+        self._lock.release()
+        try:
+            os.rename(self.path, self.final)
+        except OSError as err:
+            raise _os_error(err, f"rename {self.path} to {self.final}") from None
         return self.final
 
-    def abort(self, keep: bool) -> Path | None:
-        """Remove the temporary folder, or keep it as ``<final>.incomplete`` if it holds runs."""
-        if keep:
-            dest = self.final.with_name(self.final.name + ".incomplete")
-            shutil.rmtree(dest, ignore_errors=True)
-            os.replace(self.path, dest)
-            return dest
-        shutil.rmtree(self.path, ignore_errors=True)
-        return None
+    def release(self) -> None:
+        self._lock.release()
 
 
-def _json_default(obj):
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
-
-
-def history_csv(runs: list[dict]) -> str:
+def history_csv(entries: list[dict]) -> str:
     """One row per (run, epoch): run name then every key that appears in any epoch record."""
     keys: list[str] = []
-    for r in runs:
-        for e in r.get("history", []):
+    for r in entries:
+        for e in r.get("history") or []:
             keys += [k for k in e if k not in keys]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["run", *keys])
-    for r in runs:
-        for e in r.get("history", []):
+    for r in entries:
+        for e in r.get("history") or []:
             w.writerow([r["name"], *(e.get(k, "") for k in keys)])
     return buf.getvalue()
 
 
-def save_checkpoint(path: Path, model) -> None:
-    """Tensors plus the model spec as safetensors metadata: loading runs no pickled code."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(Path(path), save(state, metadata={"aelab": json.dumps(model.spec)}))
-
-
-def load_checkpoint(path: str | Path):
-    """Rebuild a model from a checkpoint written by :func:`save_checkpoint`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from .models import create_model
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            spec = json.loads((f.metadata() or {})["aelab"])
-        state = load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types
-        raise AelabError(f"Checkpoint {path} cannot be read ({err}); is it an aelab checkpoint?") from None
-    model = create_model(spec["model"], tuple(spec["input_shape"]), **spec["params"])
-    model.load_state_dict(state)
-    return model
-
-
-def load_run(path: str | Path) -> dict:
-    """The metrics.json of a finished run folder."""
+def read_metrics(path: str | Path) -> dict:
+    """The metrics.json of a run folder (finished, or unfinished with its runs so far)."""
     path = Path(path)
     metrics = path / "metrics.json"
     if not metrics.is_file():
-        raise AelabError(f"{path} is not a finished aelab run folder (no metrics.json).")
-    return json.loads(metrics.read_text())
+        raise AelabError(f"{path} is not an aelab run folder (no metrics.json).")
+    try:
+        data = json.loads(metrics.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AelabError(f"{metrics} cannot be read ({err}); it is damaged.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs", []), list):
+        raise AelabError(f"{metrics} does not hold aelab results (no list of runs).")
+    return data
 
 
+# ---------------------------------------------------------------- checkpoints
+
+MAX_CHECKPOINT_PARAMETERS = 2_000_000_000  # refuse a spec that would build more before reading it
+
+
+def checkpoint_bytes(model) -> bytes:
+    """Tensors plus the model spec as safetensors metadata: loading runs no pickled code."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    return save(state, metadata={"aelab": json.dumps(model.spec)})
+
+
+def save_checkpoint(path: str | Path, model) -> None:
+    atomic_write(Path(path), checkpoint_bytes(model))
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu"):
+    """Rebuild a model from a checkpoint written by :func:`save_checkpoint`, in eval mode.
+
+    The spec is checked like a study's model entry and the model is sized on the meta device
+    and compared with the tensors' shapes before anything is allocated or read."""
+    from safetensors import safe_open
+
+    from .models import create_model, inspect_model
+
+    path = Path(path)
+
+    def bad(why: str) -> AelabError:
+        return AelabError(f"Checkpoint {path} {why}; is it an aelab checkpoint?")
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise bad(f"cannot be read ({str(err).splitlines()[0][:200]})") from None
+    try:
+        spec = json.loads(meta["aelab"])
+        name, params, shape = spec["model"], spec["params"], spec["input_shape"]
+        if not (isinstance(name, str) and isinstance(params, dict) and isinstance(shape, list)
+                and 1 <= len(shape) <= 3 and all(type(s) is int and 1 <= s <= 100_000 for s in shape)):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise bad("has no valid aelab model spec") from None
+    try:
+        size = inspect_model(name, params, tuple(shape), 1)
+    except AelabError as err:
+        raise bad(f"has a model spec that cannot be built ({err})") from None
+    if size.parameters > MAX_CHECKPOINT_PARAMETERS:
+        raise bad(f"describes a model of {size.parameters:,} parameters")
+    expected = size.shapes
+    if expected != shapes:
+        diff = next((k for k in sorted(set(expected) | set(shapes)) if expected.get(k) != shapes.get(k)), "?")
+        raise bad(f"does not match its model spec (tensor {diff!r}: file {shapes.get(diff)}, "
+                  f"model {expected.get(diff)})")
+    from safetensors.torch import load_file
+
+    model = create_model(name, tuple(shape), **params)
+    model.load_state_dict(load_file(str(path), device="cpu"))
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------- resume states
+
+
+def _split(obj, prefix: str, tensors: dict):
+    """A nested structure with its tensors moved into ``tensors`` (JSON-able remainder)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: _split(v, f"{prefix}/{k}", tensors) for k, v in obj.items()}
+        return {"__items__": [[k, _split(v, f"{prefix}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]
+    return obj
+
+
+def _join(obj, tensors: dict):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__items__" in obj:
+            return {k: _join(v, tensors) for k, v in obj["__items__"]}
+        return {k: _join(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join(v, tensors) for v in obj]
+    return obj
+
+
+def resume_bytes(state) -> bytes:
+    """A train.ResumeState as safetensors: tensors, plus the rest as JSON metadata."""
+    from dataclasses import asdict
+
+    from safetensors.torch import save
+
+    tensors: dict = {}
+    meta = {"epoch": state.epoch, "history": asdict(state.history),
+            "model": _split(state.model, "model", tensors),
+            "optimizer": _split(state.optimizer, "optimizer", tensors),
+            "generators": _split(state.generators, "generators", tensors),
+            "callbacks": _split(state.callbacks, "callbacks", tensors)}
+    return save(tensors, metadata={"aelab-resume": json.dumps(meta)})
+
+
+def load_resume(data: bytes):
+    """The train.ResumeState saved by :func:`resume_bytes`, or None if unreadable."""
+    from safetensors.torch import load
+
+    from .callbacks import History
+    from .train import ResumeState
+
+    try:
+        tensors = load(data)
+        header = int.from_bytes(data[:8], "little")  # safetensors: u64 header length, JSON header
+        meta = json.loads(json.loads(data[8 : 8 + header])["__metadata__"]["aelab-resume"])
+        return ResumeState(epoch=meta["epoch"], history=History(**meta["history"]),
+                           model=_join(meta["model"], tensors),
+                           optimizer=_join(meta["optimizer"], tensors),
+                           generators=_join(meta["generators"], tensors),
+                           callbacks=_join(meta["callbacks"], tensors))
+    except Exception:  # a half-written or foreign file: start that run again
+        return None

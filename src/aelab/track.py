@@ -1,8 +1,9 @@
-"""Experiment trackers (optional extras): MLflow and TensorBoard.
+"""Experiment trackers (optional extras): MLflow and TensorBoard, fed live while a study runs.
 
-A tracker records a finished run folder: settings, every epoch of every run, the final results,
-the figures and the report. Logging after the study, from the files it wrote, means a tracker
-problem can never cost a training run, and any old run folder can be logged later the same way.
+A tracker gets every run as it starts, every epoch as it finishes and every run's final
+record, then the study's results, figures and report; ``track_run`` replays a finished run
+folder the same way, so an old folder can be logged later. A tracker that fails never costs a
+training run: its error is printed once and the study goes on.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import time
 from pathlib import Path
 
 from .errors import ConfigError
-from .runs import load_run
+from .runs import read_metrics
 
 EXTRAS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # tracker -> module it needs
 
@@ -27,18 +29,6 @@ def check_tracker(kind: str) -> None:
                           f"pip install 'aelab[{kind}]'.")
 
 
-def track_run(kind: str, run_dir: str | Path, uri: str | None = None) -> str:
-    """Log a finished run folder to a tracker; returns where it went (a URI or a folder).
-
-    ``uri``: the MLflow tracking URI (default ``sqlite:///mlflow.db`` in the current folder) or
-    the TensorBoard log folder (default ``<run_dir>/tensorboard``).
-    """
-    check_tracker(kind)
-    run_dir = Path(run_dir)
-    metrics = load_run(run_dir)
-    return (_mlflow if kind == "mlflow" else _tensorboard)(run_dir, metrics, uri)
-
-
 def _numbers(d: dict) -> dict[str, float]:
     """The finite numeric values of a dict (bools and nested values left out)."""
     return {k: float(v) for k, v in d.items()
@@ -46,68 +36,183 @@ def _numbers(d: dict) -> dict[str, float]:
 
 
 def _run_params(entry: dict) -> dict[str, str]:
-    params = {k: entry.get(k) for k in ("model", "batch_size", "optimizer", "learning_rate")}
+    params = {k: entry.get(k) for k in ("model", "batch_size", "optimizer", "learning_rate", "seed")}
     params.update({f"params.{k}": v for k, v in (entry.get("params") or {}).items()})
     return {k: str(v) for k, v in params.items()}
 
 
-def _mlflow(run_dir: Path, metrics: dict, uri: str | None) -> str:
-    import time
+class Tracker:
+    """The hooks a tracker implements; the runner calls them as events arrive."""
 
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
+    where = ""
 
-    uri = uri or "sqlite:///mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    study = metrics.get("study") or run_dir.name
-    exp = client.get_experiment_by_name(study)
-    exp_id = exp.experiment_id if exp else client.create_experiment(study)
-    now = int(time.time() * 1000)
-    # One parent run per study run folder, one child per trained model run (MLflow's nesting tag).
-    parent = client.create_run(exp_id, run_name=run_dir.name, tags={"aelab.study": study})
-    data = metrics.get("dataset") or {}
-    client.log_batch(parent.info.run_id, params=[
-        Param("seed", str(metrics.get("seed"))), Param("dataset", str(data.get("dataset"))),
-        Param("n_images", str(data.get("n_images"))), Param("run_dir", str(run_dir.resolve()))])
-    for entry in metrics.get("runs") or []:
-        child = client.create_run(exp_id, run_name=entry.get("name"),
-                                  tags={"mlflow.parentRunId": parent.info.run_id, "aelab.study": study,
-                                        "aelab.status": str(entry.get("status", ""))})
-        series = [Metric(k, v, now, int(epoch["epoch"]))
-                  for epoch in entry.get("history") or []
-                  for k, v in _numbers(epoch).items() if k != "epoch"]
+    def start_run(self, name: str, entry: dict) -> None: ...
+    def log_epoch(self, name: str, record: dict) -> None: ...
+    def end_run(self, name: str, entry: dict) -> None: ...
+    def close_runs(self) -> None: ...
+    def finish(self, run_dir: Path, metrics: dict) -> None: ...
+
+
+class MLflowTracker(Tracker):
+    """One parent MLflow run per study, one child per trained run (MLflow's nesting tag)."""
+
+    def __init__(self, study: str, info: dict, seed, uri: str | None, run_name: str):
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        self.where = uri or "sqlite:///mlflow.db"
+        self.client = MlflowClient(tracking_uri=self.where)
+        exp = self.client.get_experiment_by_name(study)
+        self.exp_id = exp.experiment_id if exp else self.client.create_experiment(study)
+        self.parent = self.client.create_run(self.exp_id, run_name=run_name, tags={"aelab.study": study}).info.run_id
+        self.client.log_batch(self.parent, params=[
+            Param("seed", str(seed)), Param("dataset", str(info.get("dataset"))),
+            Param("n_images", str(info.get("n_images")))])
+        self.study, self.children = study, {}
+
+    def start_run(self, name, entry):
+        from mlflow.entities import Param
+
+        child = self.client.create_run(self.exp_id, run_name=name, tags={
+            "mlflow.parentRunId": self.parent, "aelab.study": self.study}).info.run_id
+        self.children[name] = child
+        self.client.log_batch(child, params=[Param(k, v) for k, v in _run_params(entry).items()])
+
+    def log_epoch(self, name, record):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, int(record["epoch"])) for k, v in _numbers(record).items() if k != "epoch"]
+        self.client.log_batch(self.children[name], metrics=metrics)
+
+    def end_run(self, name, entry):
+        from mlflow.entities import Metric
+
+        if name not in self.children:
+            self.start_run(name, entry)
+        now = int(time.time() * 1000)
         finals = [Metric(f"final_{k}", v, now, 0) for k, v in _numbers(entry).items()]
-        params = [Param(k, v) for k, v in _run_params(entry).items()]
-        # log_batch takes at most 1000 metrics per call.
-        for i in range(0, max(len(series) + len(finals), 1), 1000):
-            client.log_batch(child.info.run_id, metrics=(series + finals)[i:i + 1000],
-                             params=params if i == 0 else [])
-        client.set_terminated(child.info.run_id, "FAILED" if entry.get("status") == "failed" else "FINISHED")
-    for name in ("report.html", "metrics.json", "study.toml", "history.csv"):
-        if (run_dir / name).is_file():
-            client.log_artifact(parent.info.run_id, str(run_dir / name))
-    if (run_dir / "figures").is_dir():
-        client.log_artifacts(parent.info.run_id, str(run_dir / "figures"), "figures")
-    client.set_terminated(parent.info.run_id)
-    return uri
+        for i in range(0, len(finals), 1000):  # log_batch takes at most 1000 metrics per call
+            self.client.log_batch(self.children[name], metrics=finals[i:i + 1000])
+        self.client.set_tag(self.children[name], "aelab.status", str(entry.get("status", "")))
+        self.client.set_terminated(self.children[name], "FAILED" if entry.get("status") == "failed" else "FINISHED")
+
+    def finish(self, run_dir, metrics):
+        for entry in metrics.get("runs") or []:  # step metrics (probe_accuracy, ...) arrive last
+            if entry.get("name") in self.children:
+                from mlflow.entities import Metric
+
+                now = int(time.time() * 1000)
+                extra = [Metric(f"final_{k}", v, now, 0) for k, v in _numbers(entry).items()]
+                for i in range(0, len(extra), 1000):
+                    self.client.log_batch(self.children[entry["name"]], metrics=extra[i:i + 1000])
+        self.client.log_param(self.parent, "run_dir", str(Path(run_dir).resolve()))
+        for name in ("report.html", "metrics.json", "study.toml", "history.csv"):
+            if (run_dir / name).is_file():
+                self.client.log_artifact(self.parent, str(run_dir / name))
+        if (run_dir / "figures").is_dir():
+            self.client.log_artifacts(self.parent, str(run_dir / "figures"), "figures")
+        self.client.set_terminated(self.parent)
 
 
-def _tensorboard(run_dir: Path, metrics: dict, uri: str | None) -> str:
-    from matplotlib.image import imread
-    from torch.utils.tensorboard import SummaryWriter
+class TensorBoardTracker(Tracker):
+    """One event folder per run (scalars per epoch), one for the study (summary, figures)."""
 
-    logdir = Path(uri) if uri else run_dir / "tensorboard"
-    for entry in metrics.get("runs") or []:
-        if not entry.get("history"):
-            continue
-        with SummaryWriter(str(logdir / entry["name"])) as w:
-            for epoch in entry["history"]:
-                for k, v in _numbers(epoch).items():
-                    if k != "epoch":
-                        w.add_scalar(k, v, int(epoch["epoch"]))
-            w.add_text("settings", json.dumps(_run_params(entry), indent=1))
-    with SummaryWriter(str(logdir / "study")) as w:
+    def __init__(self, uri: str | None, default: Path):
+        self.logdir = Path(uri) if uri else default
+        self.where = str(self.logdir)
+        self.writers = {}
+
+    def _writer(self, name):
+        from torch.utils.tensorboard import SummaryWriter
+
+        if name not in self.writers:
+            self.writers[name] = SummaryWriter(str(self.logdir / name))
+        return self.writers[name]
+
+    def start_run(self, name, entry):
+        self._writer(name).add_text("settings", json.dumps(_run_params(entry), indent=1))
+
+    def log_epoch(self, name, record):
+        w = self._writer(name)
+        for k, v in _numbers(record).items():
+            if k != "epoch":
+                w.add_scalar(k, v, int(record["epoch"]))
+        w.flush()
+
+    def close_runs(self):
+        for w in self.writers.values():
+            w.close()
+        self.writers = {}
+
+    def finish(self, run_dir, metrics):
+        from matplotlib.image import imread
+
+        w = self._writer("study")
         w.add_text("summary", "\n\n".join(metrics.get("summary") or []) or "(none)")
-        for png in sorted((run_dir / "figures").glob("*.png")):
+        for png in sorted((Path(run_dir) / "figures").glob("*.png")):
             w.add_image(png.stem, imread(png)[..., :3], dataformats="HWC")
-    return str(logdir)
+        self.close_runs()
+
+
+class _Safe(Tracker):
+    """A tracker whose errors are reported once and then ignored: it never costs a run."""
+
+    def __init__(self, inner: Tracker, kind: str, console=None):
+        self.inner, self.kind, self.console, self.failed = inner, kind, console, False
+        self.where = inner.where
+
+    def _call(self, method, *args):
+        if self.failed:
+            return
+        try:
+            getattr(self.inner, method)(*args)
+        except Exception as err:  # a tracker problem must not stop training
+            self.failed = True
+            msg = f"--track {self.kind} stopped logging ({type(err).__name__}: {err}); training goes on."
+            if self.console is not None:
+                self.console.print(msg, style="yellow", markup=False, highlight=False)
+
+    def start_run(self, *a): self._call("start_run", *a)
+    def log_epoch(self, *a): self._call("log_epoch", *a)
+    def end_run(self, *a): self._call("end_run", *a)
+    def close_runs(self): self._call("close_runs")
+    def finish(self, *a): self._call("finish", *a)
+
+
+def make_tracker(kind: str, uri: str | None, study: str, info: dict, seed, run_name: str,
+                 folder: Path) -> Tracker:
+    """A tracker for one study run named ``run_name``; TensorBoard writes under ``folder``
+    unless ``uri`` says where."""
+    check_tracker(kind)
+    if kind == "mlflow":
+        return MLflowTracker(study, info, seed, uri, run_name)
+    return TensorBoardTracker(uri, folder / "tensorboard")
+
+
+def open_trackers(kinds, uri, study, info, folder, console=None) -> list[Tracker]:
+    """The live trackers of a study run (``--track``), each wrapped so it cannot stop training;
+    ``folder`` is the runs.RunFolder."""
+    return [_Safe(make_tracker(k, uri, study.name, info, study.seed, folder.final.name, folder.path), k, console)
+            for k in kinds]
+
+
+def track_run(kind: str, run_dir: str | Path, uri: str | None = None) -> str:
+    """Log a finished run folder to a tracker by replaying it; returns where it went.
+
+    ``uri``: the MLflow tracking URI (default ``sqlite:///mlflow.db`` in the current folder) or
+    the TensorBoard log folder (default ``<run_dir>/tensorboard``)."""
+    run_dir = Path(run_dir)
+    metrics = read_metrics(run_dir)
+    tracker = make_tracker(kind, uri, metrics.get("study") or run_dir.name, metrics.get("dataset") or {},
+                           metrics.get("seed"), run_dir.name, run_dir)
+    for entry in metrics.get("runs") or []:
+        if "history" not in entry:  # baselines (raw pixels) are not runs
+            continue
+        tracker.start_run(entry["name"], entry)
+        for record in entry.get("history") or []:
+            tracker.log_epoch(entry["name"], record)
+        tracker.end_run(entry["name"], entry)
+    tracker.close_runs()
+    tracker.finish(run_dir, metrics)
+    return tracker.where

@@ -9,14 +9,20 @@ Channels follow the data (grayscale or RGB): the first conv takes C channels, th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from .. import losses
 from ..errors import ConfigError
-from . import Autoencoder, register_model
+from ..registry import MODELS
+from .base import Autoencoder, Loss, Output
+
+Filters = Annotated[int, Field(ge=1, le=4096)]
+Filters3 = Annotated[list[Filters], Field(min_length=3, max_length=3, description=(
+    "numbers of 3×3 filters of the three encoder convs"))]
 
 
 def _relu() -> nn.Module:
@@ -101,19 +107,8 @@ def _filters(name: str, filters: Sequence[int], n: int) -> list[int]:
     return filters
 
 
-def _checker(name: str, n_filters: int | None = None) -> Callable[[dict], None]:
-    """The parameter check a study runs when it loads (filters and loss), before any data is read."""
-
-    def check(params: dict) -> None:
-        if n_filters:
-            _filters(name, params["filters"], n_filters)
-        losses.reconstruction(params["loss"])
-
-    return check
-
-
-@register_model("conv", check=_checker("conv", 3))
-def conv(input_shape, filters: Sequence[int] = (16, 8, 8), loss: str = "bce", output: str = "sigmoid"):
+@MODELS.register("conv")
+def conv(input_shape, filters: Filters3 = (16, 8, 8), loss: Loss = "bce", output: Output = "sigmoid"):
     """The blog's convolutional autoencoder: 3×3 convs 16-8-8 (ReLU, same) each followed by 2×2
     max-pooling (code 4×4×8 for 28×28); decoder conv 8 + upsample, conv 8 + upsample, conv 16
     *unpadded* + upsample, conv C with the output activation."""
@@ -134,8 +129,9 @@ def conv(input_shape, filters: Sequence[int] = (16, 8, 8), loss: str = "bce", ou
     return Autoencoder(encoder, decoder, input_shape, output=output, loss=loss)
 
 
-@register_model("denoising-conv", check=_checker("denoising-conv"))
-def denoising_conv(input_shape, filters: int = 32, loss: str = "bce", output: str = "sigmoid"):
+@MODELS.register("denoising-conv")
+def denoising_conv(input_shape, filters: Annotated[Filters, Field(description=(
+        "filters of every conv layer"))] = 32, loss: Loss = "bce", output: Output = "sigmoid"):
     """The blog's denoising model: conv 32 + pool twice (code 7×7×32), conv 32 + upsample twice,
     conv C. The noise is not part of the model: train it with ``input_noise = 0.5`` (clean
     targets), as the blog adds the noise to the data."""
@@ -155,9 +151,9 @@ def _conv_t(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), _relu()]
 
 
-@register_model("conv-transposed", check=_checker("conv-transposed", 3))
-def conv_transposed(input_shape, filters: Sequence[int] = (32, 16, 8), loss: str = "sse",
-                    output: str = "sigmoid"):
+@MODELS.register("conv-transposed")
+def conv_transposed(input_shape, filters: Filters3 = (32, 16, 8), loss: Loss = "sse",
+                    output: Output = "sigmoid"):
     """SPEC 1.4: three 3×3 convs of decreasing width (ReLU, same), max-pooling after the first
     two (code 7×7×8 for 28×28); decoder transposed conv (x2), conv, transposed conv (x2), conv C.
     Sum-of-squares loss by default."""

@@ -4,14 +4,20 @@ KL-sparse and k-sparse (SPEC 1.3)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from .. import losses
+from ..callbacks import Callback
 from ..errors import ConfigError
-from . import Autoencoder, flat_size, register_model
+from ..registry import MODELS
+from .base import Activation, ActivityL1, Autoencoder, Hidden, Loss, Output, Units, flat_size
+
+CodeSize = Annotated[int, Field(ge=1, le=1_000_000, description="number of code units")]
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
@@ -60,28 +66,28 @@ def dense_autoencoder(
     )
 
 
-@register_model("stacked")
+@MODELS.register("stacked")
 def stacked(
     input_shape,
-    hidden: Sequence[int] = (256, 50),
-    activation: str = "relu",
-    code_activation: str = "relu",
-    activity_l1: float = 0.0,
-    loss: str = "bce",
-    output: str = "sigmoid",
+    hidden: Hidden = (256, 50),
+    activation: Activation = "relu",
+    code_activation: Annotated[Activation, Field(description="activation of the code layer")] = "relu",
+    activity_l1: ActivityL1 = 0.0,
+    loss: Loss = "bce",
+    output: Output = "sigmoid",
 ):
     """Stacked autoencoder, 784-256-50-256-784 by default; ``activity_l1`` makes it sparse."""
     return dense_autoencoder(input_shape, hidden, activation, code_activation, activity_l1, loss, output)
 
 
-@register_model("stacked-sparse")
+@MODELS.register("stacked-sparse")
 def stacked_sparse(
     input_shape,
-    hidden: Sequence[int] = (256, 50),
-    activity_l1: float = 1e-6,
-    activation: str = "relu",
-    loss: str = "bce",
-    output: str = "sigmoid",
+    hidden: Hidden = (256, 50),
+    activity_l1: ActivityL1 = 1e-6,
+    activation: Activation = "relu",
+    loss: Loss = "bce",
+    output: Output = "sigmoid",
 ):
     """The stacked autoencoder with an L1 activity penalty (Keras semantics) on the codes."""
     return dense_autoencoder(input_shape, hidden, activation, "relu", activity_l1, loss, output)
@@ -90,22 +96,22 @@ def stacked_sparse(
 # ---------------------------------------------------------------- the Keras blog tour (SPEC 1.2)
 
 
-@register_model("simple")
-def simple(input_shape, code_size: int = 32, loss: str = "bce", output: str = "sigmoid"):
+@MODELS.register("simple")
+def simple(input_shape, code_size: CodeSize = 32, loss: Loss = "bce", output: Output = "sigmoid"):
     """784 -> Dense 32 ReLU -> Dense 784 sigmoid: the Keras blog's simplest autoencoder."""
     return dense_autoencoder(input_shape, (code_size,), loss=loss, output=output)
 
 
-@register_model("sparse-l1")
-def sparse_l1(input_shape, code_size: int = 32, activity_l1: float = 1e-4, loss: str = "bce",
-              output: str = "sigmoid"):
+@MODELS.register("sparse-l1")
+def sparse_l1(input_shape, code_size: CodeSize = 32, activity_l1: ActivityL1 = 1e-4,
+              loss: Loss = "bce", output: Output = "sigmoid"):
     """``simple`` with an L1 activity penalty on the code (the blog's weight 1e-4, Keras semantics)."""
     return dense_autoencoder(input_shape, (code_size,), activity_l1=activity_l1, loss=loss, output=output)
 
 
-@register_model("deep")
-def deep(input_shape, hidden: Sequence[int] = (128, 64, 32), activation: str = "relu",
-         loss: str = "bce", output: str = "sigmoid"):
+@MODELS.register("deep")
+def deep(input_shape, hidden: Hidden = (128, 64, 32), activation: Activation = "relu",
+         loss: Loss = "bce", output: Output = "sigmoid"):
     """784-128-64-32-64-128-784, ReLU inside, sigmoid output: the blog's deep autoencoder."""
     return dense_autoencoder(input_shape, hidden, activation, activation, loss=loss, output=output)
 
@@ -124,22 +130,16 @@ class KLSparseAutoencoder(Autoencoder):
         return losses.kl_sparsity(z, self.rho, self.beta)
 
 
-def _check_kl(p: dict) -> None:
-    if not 0 < p["rho"] < 1:
-        raise ConfigError(f"rho = {p['rho']} is not allowed; the target activation must lie in (0, 1).")
-    if p["beta"] < 0:
-        raise ConfigError(f"beta = {p['beta']} is not allowed; the KL weight must be >= 0.")
-
-
-@register_model("sparse-kl", check=_check_kl)
+@MODELS.register("sparse-kl")
 def sparse_kl(
     input_shape,
-    hidden: Sequence[int] = (512,),
-    rho: float = 0.05,  # target mean activation of each code unit
-    beta: float = 0.01,  # weight of the summed KL terms (BCE here is a per-pixel mean, so small)
-    activation: str = "relu",
-    loss: str = "bce",
-    output: str = "sigmoid",
+    hidden: Hidden = (512,),
+    rho: Annotated[float, Field(gt=0, lt=1, description="target mean activation of each code unit")] = 0.05,
+    beta: Annotated[float, Field(ge=0, le=1e3, description=(
+        "weight of the summed KL terms (BCE is a per-pixel mean here, so it is small)"))] = 0.01,
+    activation: Activation = "relu",
+    loss: Loss = "bce",
+    output: Output = "sigmoid",
 ):
     """Dense autoencoder with sigmoid codes and the KL sparsity penalty (UFLDL sparse autoencoder)."""
     base = dense_autoencoder(input_shape, hidden, activation, "sigmoid", 0.0, loss, output)
@@ -181,14 +181,14 @@ class KSparseAutoencoder(Autoencoder):
     instead of reading high because of the extra alpha·k units.
 
     With ``k_start``, k falls linearly from k_start to k over the first half of the epochs, the
-    paper's remedy for units that never win the top k (``fit`` calls ``on_epoch_start``).
+    paper's remedy for units that never win the top k (the :class:`KSchedule` callback).
     """
 
     def __init__(self, encoder, decoder, input_shape, k: int, alpha: float = 1.0,
                  k_start: int | None = None, **kwargs):
         super().__init__(encoder, decoder, input_shape, **kwargs)
         self.k, self.alpha, self.k_start = int(k), float(alpha), k_start
-        self.k_train = self.k  # the k of the current epoch; moved by on_epoch_start
+        self.k_train = self.k  # the k of the current epoch; moved by KSchedule
 
     @property
     def k_eval(self) -> int:
@@ -200,15 +200,27 @@ class KSparseAutoencoder(Autoencoder):
     def reconstruct_raw(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode_raw(keep_top_k(self.encoder(x), self.k_train))
 
-    def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, x, target=None, generator=None):
         recon = self.reconstruction_loss(self.reconstruct_raw(x), x if target is None else target)
         return {"loss": recon, "recon": recon, "penalty": recon.new_zeros(())}
 
-    def on_epoch_start(self, epoch: int, epochs: int) -> None:
-        if self.k_start is None:
-            return
-        done = min((epoch - 1) / max(epochs // 2, 1), 1.0)  # 0 at epoch 1, 1 from mid-training on
-        self.k_train = round(self.k_start + (self.k - self.k_start) * done)
+    def callbacks(self) -> list:
+        return [] if self.k_start is None else [KSchedule(self)]
+
+
+class KSchedule(Callback):
+    """k falls linearly from k_start at epoch 1 to k at mid-training, then stays (k-sparse)."""
+
+    def __init__(self, model: KSparseAutoencoder):
+        self.model = model
+
+    def on_epoch_start(self, state) -> None:
+        m = self.model
+        done = min((state.epoch - 1) / max(state.epochs // 2, 1), 1.0)
+        m.k_train = round(m.k_start + (m.k - m.k_start) * done)
+
+    def on_fit_end(self, state) -> None:
+        self.model.k_train = self.model.k  # what the model was built to keep, whatever stopped it
 
 
 def _check_k_sparse(p: dict) -> None:
@@ -216,7 +228,7 @@ def _check_k_sparse(p: dict) -> None:
     size, k = hidden[-1], p["k"]
     if not 1 <= k <= size:
         raise ConfigError(f"k = {k} is not allowed; keep between 1 and the code size {size}.")
-    if p["alpha"] <= 0 or not 1 <= round(p["alpha"] * k) <= size:
+    if not 1 <= round(p["alpha"] * k) <= size:
         raise ConfigError(f"alpha = {p['alpha']} gives alpha·k = {p['alpha'] * k:g} units at encoding "
                           f"time; it must be positive and at most the code size {size}.")
     if p["k_start"] is not None and not k <= p["k_start"] <= size:
@@ -226,17 +238,20 @@ def _check_k_sparse(p: dict) -> None:
         raise ConfigError(f"tied = true needs a single hidden layer, got hidden = {hidden}.")
 
 
-@register_model("k-sparse", check=_check_k_sparse)
+@MODELS.register("k-sparse", check=_check_k_sparse)
 def k_sparse(
     input_shape,
-    hidden: Sequence[int] = (512,),
-    k: int = 25,  # code units kept per sample in training
-    alpha: float = 1.0,  # alpha·k units are kept when encoding in eval mode
-    k_start: int | None = None,  # if set, k falls linearly from this to k over the first half
-    tied: bool = False,  # decoder weight = encoder weight transposed (single hidden layer)
-    activation: str = "relu",
-    loss: str = "bce",
-    output: str = "sigmoid",
+    hidden: Hidden = (512,),
+    k: Annotated[Units, Field(description="code units kept per sample in training")] = 25,
+    alpha: Annotated[float, Field(gt=0, le=1e3, description=(
+        "alpha·k units are kept when encoding in eval mode (features for probes)"))] = 1.0,
+    k_start: Annotated[Units | None, Field(description=(
+        "if set, k falls linearly from this to k over the first half of training"))] = None,
+    tied: Annotated[bool, Field(description=(
+        "decoder weight = encoder weight transposed (single hidden layer)"))] = False,
+    activation: Activation = "relu",
+    loss: Loss = "bce",
+    output: Output = "sigmoid",
 ):
     """k-sparse autoencoder: linear codes, top-k selection, optional tied weights."""
     base = dense_autoencoder(input_shape, hidden, activation, "linear", 0.0, loss, output)

@@ -7,12 +7,15 @@ latent scatter); training samples z = mean + exp(log_var / 2) * eps.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from .. import losses
-from ..errors import ConfigError
-from . import Autoencoder, flat_size, register_model
+from ..registry import MODELS
+from .base import Autoencoder, Loss, Output, Units, flat_size
 
 
 class GaussianLatent(nn.Module):
@@ -38,10 +41,14 @@ class VAE(Autoencoder):
         head = self.encoder[-1]
         return head.mean(h), head.log_var(h)
 
-    def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    loss_terms = ("loss", "recon", "penalty", "kl")
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         target = x if target is None else target
         mean, log_var = self.stats(x)
-        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + torch.exp(0.5 * log_var) * eps
         # Per-pixel mean losses times the pixel count: the sum per image (Keras blog semantics).
         recon = self.reconstruction_loss(self.decode_raw(z), target)
         if self.loss_name != "sse":
@@ -50,16 +57,11 @@ class VAE(Autoencoder):
         return {"loss": recon + kl, "recon": recon, "penalty": kl, "kl": kl}
 
 
-def _check(params: dict) -> None:
-    """Run when a study loads: sizes and loss name, before any data is read."""
-    if params["latent_dim"] < 1 or params["hidden"] < 1:
-        raise ConfigError(f"Model 'vae': latent_dim and hidden must be >= 1, got "
-                          f"{params['latent_dim']} and {params['hidden']}.")
-    losses.reconstruction(params["loss"])
-
-
-@register_model("vae", check=_check)
-def vae(input_shape, latent_dim: int = 2, hidden: int = 256, loss: str = "bce", output: str = "sigmoid"):
+@MODELS.register("vae")
+def vae(input_shape,
+        latent_dim: Annotated[Units, Field(description="dimensions of the Gaussian latent")] = 2,
+        hidden: Annotated[Units, Field(description="units of the dense layer on each side")] = 256,
+        loss: Loss = "bce", output: Output = "sigmoid"):
     """The blog's VAE: 784 -> 256 -> 2-D latent -> 256 -> 784, reconstruction + KL loss."""
     n_in = flat_size(input_shape)
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU(), GaussianLatent(hidden, latent_dim))

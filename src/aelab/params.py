@@ -1,0 +1,240 @@
+"""Declared settings, checked in one place.
+
+Every setting a study can give (model factory parameters, step parameters, the ``[data]`` and
+``[train]`` tables) declares its type, range and meaning once, as the annotation of a function
+parameter or dataclass field: ``Annotated[int, Field(ge=1, description="...")]``, scikit-learn's
+``_parameter_constraints`` idea with pydantic doing the checking. :func:`validate` checks a table
+against such a declaration in strict mode (no ``"3"`` for 3, no ``true`` for 1, no NaN or
+infinity) and turns the first problem into one sentence naming the key path; :func:`describe`
+turns the same declarations into the study-file reference (``aelab docs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import re
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import ConfigError
+
+__all__ = ["Annotated", "Field", "Literal", "validate", "describe", "is_list_setting", "slug", "ParamDoc"]
+
+_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
+_SKIP = {"input_shape", "ctx", "self"}  # supplied by aelab, not by the study file
+
+
+def _fields(target) -> list[tuple[str, Any, Any]]:
+    """(name, annotation, default or ...) of a function's keyword parameters or a dataclass."""
+    hints = typing.get_type_hints(target, include_extras=True)
+    if dataclasses.is_dataclass(target):
+        out = []
+        for f in dataclasses.fields(target):
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = ...
+            out.append((f.name, hints.get(f.name, Any), default))
+        return out
+    out = []
+    for name, p in inspect.signature(target).parameters.items():
+        if name in _SKIP or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        out.append((name, hints.get(name, Any), default))
+    return out
+
+
+def _pydantic_type(tp):
+    """The annotation with nested plain dataclasses replaced by their strict models."""
+    if dataclasses.is_dataclass(tp):
+        return _model(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return Annotated[(_pydantic_type(args[0]), *tp.__metadata__)]
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_pydantic_type(a) for a in args)]
+    return tp
+
+
+@functools.cache
+def _model(target) -> type[BaseModel]:
+    fields = {name: (_pydantic_type(tp), default) for name, tp, default in _fields(target)}
+    return create_model(f"Settings_{getattr(target, '__name__', 'x')}", __config__=_CONFIG, **fields)
+
+
+def _plain(value, tp):
+    """Validated pydantic values back to the declared types (nested dataclasses rebuilt)."""
+    if isinstance(value, BaseModel):
+        target = _strip(tp)
+        kwargs = {k: _plain(getattr(value, k), t) for k, t, _ in _fields(target)}
+        return target(**kwargs)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _strip(tp):
+    """The dataclass inside ``Annotated[X | None, ...]``."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    for a in typing.get_args(tp) or (tp,):
+        if dataclasses.is_dataclass(a):
+            return a
+    return tp
+
+
+def short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about arbitrary input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+def slug(value, key: str) -> str:
+    """Names become file and folder names: only a safe slug passes (no path, no leading dot)."""
+    if not isinstance(value, str) or not _SLUG.fullmatch(value):
+        raise ConfigError(f"{key} = {short(value)} is not allowed: names become file names, so use "
+                          "1 to 80 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    return value
+
+
+def _key(where: str, loc: tuple) -> str:
+    path = where
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif "[" in part or "(" in part or part.startswith("function-"):
+            continue  # pydantic's tag for which alternative of a union failed
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def _sentence(err: ValidationError, where: str, allowed: list[str]) -> ConfigError:
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    key = _key(where, first["loc"])
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return ConfigError(f"Unknown key {key!r}; allowed here: {', '.join(allowed) or 'none'}.")
+    if first["type"] == "missing":
+        return ConfigError(f"{key} is required.")
+    # A union (e.g. a number or "official") fails once per alternative: say what each wanted.
+    same = [e for e in errors if _key(where, e["loc"]) == key] or [first]
+    wants = []
+    for e in same:
+        msg = e["msg"].replace("Input should be ", "").replace("Input ", "")
+        if msg not in wants:
+            wants.append(msg)
+    value = short(first.get("input"))
+    return ConfigError(f"{key} = {value} is not allowed: it should be {' or '.join(wants)}.")
+
+
+def validate(target, data, where: str = ""):
+    """Check ``data`` (a table from a study file) against the declarations of ``target``.
+
+    ``target`` is a function (its keyword parameters, minus ``input_shape``/``ctx``) or a
+    dataclass. Returns the validated values: a dict with every parameter (defaults filled in)
+    for a function, an instance for a dataclass. Raises ConfigError naming ``where.key``.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'The study'} must be a table, got {short(data)}.")
+    allowed = [name for name, _, _ in _fields(target)]
+    try:
+        model = _model(target).model_validate(data)
+    except ValidationError as err:
+        raise _sentence(err, where, allowed) from None
+    except RecursionError:
+        raise ConfigError(f"{where or 'The study'} is nested too deeply.") from None
+    types = {name: tp for name, tp, _ in _fields(target)}
+    values = {name: _plain(getattr(model, name), types[name]) for name in allowed}
+    return target(**values) if dataclasses.is_dataclass(target) else values
+
+
+def is_list_setting(target, name: str) -> bool:
+    """Whether a setting's declared type is a list (so a sweep over it is a list of lists)."""
+    for field_name, tp, _ in _fields(target):
+        if field_name == name:
+            return _is_list(tp)
+    return False
+
+
+def _is_list(tp) -> bool:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (list, tuple) or tp in (list, tuple):
+        return True
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_is_list(a) for a in typing.get_args(tp) if a is not type(None))
+    return False
+
+
+# ---------------------------------------------------------------- documentation
+
+
+@dataclass
+class ParamDoc:
+    name: str
+    type: str  # in words: "integer >= 1", "list of integers >= 1", "one of 'bce', 'mse'"
+    default: object  # ... when required
+    doc: str
+
+
+def describe(target) -> list[ParamDoc]:
+    """The declared settings of ``target`` in words, for the study-file reference."""
+    out = []
+    for name, tp, default in _fields(target):
+        out.append(ParamDoc(name, type_words(tp), default, _description(tp)))
+    return out
+
+
+def _description(tp) -> str:
+    for meta in getattr(tp, "__metadata__", ()):
+        if getattr(meta, "description", None):
+            return meta.description
+    return ""
+
+
+_WORDS = {int: "integer", float: "number", str: "string", bool: "true/false", dict: "table"}
+
+
+def type_words(tp) -> str:
+    """An annotation in words, with its range: ``Annotated[int, Field(ge=1)]`` -> "integer >= 1"."""
+    if tp is Any:
+        return "any"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        base = type_words(args[0])
+        bounds = []
+        for meta in tp.__metadata__:
+            for c in getattr(meta, "metadata", [meta]):
+                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(c, attr, None) is not None:
+                        bounds.append(f"{sym} {getattr(c, attr):g}")
+                if getattr(c, "min_length", None):
+                    bounds.append(f"at least {c.min_length} long")
+                if getattr(c, "max_length", None):
+                    bounds.append(f"at most {c.max_length} long")
+        return f"{base} {', '.join(bounds)}".strip()
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple):
+        return f"list of {type_words(args[0])}" if args else "list"
+    if origin in (typing.Union, types.UnionType):
+        opts = [type_words(a) for a in args if a is not type(None)]
+        words = " or ".join(opts)
+        return words + (" (optional)" if type(None) in args else "")
+    if dataclasses.is_dataclass(tp):
+        return f"table ({tp.__name__})"
+    return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
+

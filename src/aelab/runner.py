@@ -1,0 +1,387 @@
+"""The runner: a study's runs (each one unit of work, resumable), then its steps, into a folder.
+
+``run_study`` loads the data, creates ``<out>.incomplete``, trains the planned runs through an
+executor (this process, ``--jobs N`` worker processes, or Ray) and writes each run's record,
+checkpoint and log as it finishes; the running run's resume state is saved after every epoch.
+Then the steps run on the trained models, and the folder gets its final name. ``resume_study``
+continues an interrupted folder: finished runs are kept, an interrupted run continues after its
+last finished epoch, and the result is the same as an uninterrupted run of the study.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from .errors import AelabError, ConfigError
+from .records import RunRecord, dumps
+
+__all__ = ["run_study", "resume_study", "train_run", "StudyFailed", "load_run"]
+
+LOSS_NAMES = {"bce": "binary cross-entropy", "mse": "mean squared error", "sse": "sum of squared errors"}
+
+
+class StudyFailed(AelabError):
+    """Every run failed, or a step did: the folder stays ``.incomplete`` with the reasons."""
+
+    exit_code = 1
+
+
+# ---------------------------------------------------------------- one run
+
+
+def new_record(spec) -> RunRecord:
+    t = spec.train
+    return RunRecord(name=spec.name, model=spec.model, label=spec.label, params=dict(spec.params),
+                     sweep=dict(spec.sweep), seed=t.seed, batch_size=t.batch_size, optimizer=t.optimizer,
+                     learning_rate=t.learning_rate, epochs_max=t.epochs,
+                     loss_name=LOSS_NAMES.get(spec.params.get("loss", "bce"), ""))
+
+
+def train_run(spec, splits: dict, resume: bytes | None, emit) -> None:
+    """Train one planned run on ``splits`` and report it through ``emit(kind, name, payload)``
+    (see ``aelab.executors``). A run that fails is reported, never raised: the study goes on."""
+    from .callbacks import Callback
+    from .models import create_model
+    from .runs import checkpoint_bytes, load_resume, resume_bytes
+    from .train import evaluate_loss, fit, snapshot
+
+    record = new_record(spec)
+    model = None
+
+    class Events(Callback):
+        def on_epoch_end(self, state, rec):
+            emit("state", spec.name, resume_bytes(snapshot(state)))
+            emit("epoch", spec.name, rec)
+
+    try:
+        state = load_resume(resume) if resume else None
+        input_shape = tuple(splits["train"].x.shape[1:])
+        model = create_model(spec.model, input_shape, seed=spec.seed, **spec.params)
+        emit("start", spec.name, {"epochs": spec.train.epochs, "done": state.epoch if state else 0})
+        hist = fit(model, {"train": splits["train"], "val": splits.get("val")}, spec.train,
+                   [Events()], resume=state)
+        test = {}
+        if "test" in splits and hist.status != "diverged":
+            test = evaluate_loss(model, splits["test"], spec.train.eval_batch_size,
+                                 spec.train.input_noise, spec.train.seed, precision=spec.train.precision)
+        last = hist.last
+        record.status, record.reason = hist.status, hist.reason
+        record.epochs_run, record.best_epoch = hist.epochs_run, hist.best_epoch
+        record.stopped_early = hist.status == "stopped_early"
+        record.train_loss, record.val_loss = last.get("train_loss"), last.get("val_loss")
+        record.test_loss = test.get("loss")
+        record.seconds, record.peak_rss_mb = hist.seconds, hist.peak_rss_mb
+        record.seconds_per_epoch = hist.seconds / max(hist.epochs_run, 1)
+        record.history = hist.epochs
+    except AelabError as err:
+        record.status, record.reason = "failed", str(err)
+    except Exception as err:  # a bug or a numerical failure in one run must not stop the study
+        record.status, record.reason = "failed", f"{type(err).__name__}: {err}"
+    trained = model is not None and record.epochs_run > 0
+    emit("end", spec.name, {"record": record.to_json(), "checkpoint": checkpoint_bytes(model) if trained else None})
+
+
+# ---------------------------------------------------------------- a study
+
+
+def _console(quiet: bool):
+    import io
+
+    from rich.console import Console
+
+    # Quiet still records console.log; it just prints to nowhere. Wide enough for the tables when
+    # writing to a file or a pipe.
+    return Console(record=True, file=io.StringIO() if quiet else None,
+                   width=None if sys.stdout.isatty() and not quiet else 120)
+
+
+def _environment() -> dict:
+    import torch
+
+    from . import __version__
+
+    return {"aelab": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "machine": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def run_study(study, out: str | Path | None = None, *, data_dir=None, console=None,
+              runs_root: str | Path = "runs", quiet: bool = False, jobs: int | str = 1,
+              threads: int | None = None, executor: str = "local", ray_address: str | None = None,
+              track: tuple[str, ...] = (), track_uri: str | None = None) -> Path:
+    """Run every run of a study, then its steps; returns the finished run folder.
+
+    ``study`` is a loaded :class:`aelab.config.Study` or a built-in name / file. Nothing is
+    written until the data have loaded and every check passed; from then on the folder
+    ``<out>.incomplete`` keeps every finished run, whatever happens.
+    """
+    from .config import load_study
+    from .runs import RunFolder
+
+    if isinstance(study, str):
+        study = load_study(study)
+    session = _Session(study, console or _console(quiet), quiet, data_dir, track, track_uri)
+    session.prepare()
+    folder = RunFolder.create(out if out is not None else RunFolder.default_name(study.name, runs_root))
+    try:
+        import tomli_w
+
+        folder.write("study.toml", data=tomli_w.dumps(_drop_none(study.resolved)))
+        folder.write("resume.json", data=dumps({
+            "study": study.name, "source": study.source, "quick": study.quick,
+            "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        return session.execute(folder, {}, jobs, threads, executor, ray_address)
+    except BaseException as err:
+        err.run_folder = folder.path  # for the message that says how to resume
+        raise
+    finally:
+        folder.release()
+
+
+def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool = False,
+                 jobs: int | str = 1, threads: int | None = None, executor: str = "local",
+                 ray_address: str | None = None, track: tuple[str, ...] = (),
+                 track_uri: str | None = None) -> Path:
+    """Continue the unfinished study in ``path`` (a ``<out>.incomplete`` folder)."""
+    from .config import build_study, parse_toml
+    from .runs import RunFolder, read_metrics
+
+    folder = RunFolder.open(path)
+    try:
+        state = json.loads((folder.path / "resume.json").read_text())
+        study = build_study(parse_toml(folder.path / "study.toml"), state.get("source", ""),
+                            quick=bool(state.get("quick")))
+        data_dir = data_dir or state.get("data_dir")
+        finished = {}
+        if (folder.path / "metrics.json").is_file():
+            for entry in read_metrics(folder.path).get("runs", []):
+                rec = RunRecord.from_json(entry)
+                if rec.finished and any(s.name == rec.name for s in study.runs):
+                    finished[rec.name] = rec
+        session = _Session(study, console or _console(quiet), quiet, data_dir, track, track_uri)
+        session.prepare()
+        return session.execute(folder, finished, jobs, threads, executor, ray_address)
+    except (OSError, json.JSONDecodeError) as err:
+        raise AelabError(f"{path} cannot be resumed ({err}).") from None
+    except BaseException as err:
+        err.run_folder = folder.path
+        raise
+    finally:
+        folder.release()
+
+
+class _Session:
+    """One execution of a study: its console, data and the folder's progress."""
+
+    def __init__(self, study, console, quiet, data_dir, track, track_uri):
+        self.study, self.console, self.quiet, self.data_dir = study, console, quiet, data_dir
+        self.track, self.track_uri = track, track_uri
+
+    def prepare(self) -> None:
+        """Load the data and print the study's header; checks that need the data run here,
+        before any folder exists."""
+        from .data import prepare
+        from .models import create_model
+        from .models.summary import model_summary, training_line
+        from .plan import check_models
+        from .report.console import print_data, status
+
+        study, console = self.study, self.console
+        console.rule(f"[bold]{study.name}", characters="─")
+        if study.description:
+            console.print(study.description, markup=False, highlight=False)
+        with status(console, f"Loading {study.data.dataset} ..."):
+            self.splits, self.info = prepare(study.data, study.seed, self.data_dir)
+        print_data(console, self.info)
+        from .registry import STEPS
+
+        labelled = sorted({s.kind for s in study.steps if "labels" in STEPS.get(s.kind).meta["needs"]})
+        if labelled and self.splits["train"].y is None:
+            raise ConfigError(f"Steps {', '.join(labelled)} need class labels, but dataset "
+                              f"{study.data.dataset!r} has none; remove those steps or use labelled data.")
+        from .config import Limits
+
+        self.input_shape = tuple(self.splits["train"].x.shape[1:])
+        check_models(study.runs, self.input_shape, Limits.from_env())
+        self.summaries = {}
+        for spec in study.runs:
+            if spec.label in self.summaries:
+                continue
+            model = create_model(spec.model, self.input_shape, seed=spec.seed, **spec.params)
+            text = model_summary(model) + "\n" + training_line(spec.train, model)
+            self.summaries[spec.label] = text
+            console.print(f"\nModel {spec.label} ({spec.model})", style="bold", markup=False, highlight=False)
+            console.print(text, markup=False, highlight=False)
+        self.header = console.export_text(clear=True)
+
+    # -------------------------------------------------------------- running
+
+    def execute(self, folder, finished: dict, jobs, threads, executor, ray_address) -> Path:
+        from . import executors
+        from .report.progress import RunDisplay
+        from .track import open_trackers
+
+        study, console = self.study, self.console
+        self.folder, self.records = folder, dict(finished)
+        trackers = open_trackers(self.track, self.track_uri, study, self.info, folder, console)
+        self.trackers = trackers
+        tasks = []
+        for spec in study.runs:
+            if spec.name in finished:
+                continue
+            resume = folder.file("resume", f"{spec.name}.safetensors")
+            tasks.append((spec, resume.read_bytes() if resume.is_file() else None))
+        if jobs == "auto":
+            jobs, auto_threads = executors.default_jobs([s for s, _ in tasks])
+            threads = threads or auto_threads
+        jobs = max(1, min(int(jobs), len(tasks) or 1))
+        if executor == "ray":
+            executors.check_ray()
+        self._write_progress()
+        self.display = RunDisplay(console, len(study.runs), study.name, self.quiet)
+        try:
+            with self.display:
+                for spec in study.runs:
+                    if spec.name in finished:
+                        self.display.end(finished[spec.name], kept=True)
+                import os
+
+                cores = os.cpu_count() or 1
+                if executor == "ray":
+                    executors.run_ray(tasks, self.splits, self._on_event, threads or max(1, cores // jobs),
+                                      ray_address)
+                elif jobs > 1:
+                    executors.run_processes(tasks, self.splits, self._on_event, jobs,
+                                            threads or max(1, cores // jobs))
+                else:
+                    if threads:
+                        import torch
+
+                        torch.set_num_threads(threads)
+                    executors.run_local(tasks, self.splits, self._on_event)
+        finally:
+            console.export_text(clear=True)  # the live display is not part of console.log
+            self._write_progress()
+        for t in trackers:
+            t.close_runs()
+        return self._finish(trackers)
+
+    def _on_event(self, kind: str, name: str, payload) -> None:
+        spec = next(s for s in self.study.runs if s.name == name)
+        if kind == "start":
+            self.display.start(name, payload["epochs"], payload["done"])
+            for t in self.trackers:
+                t.start_run(name, new_record(spec).to_json())
+        elif kind == "state":
+            self.folder.write("resume", f"{name}.safetensors", data=payload)
+        elif kind == "epoch":
+            self.display.epoch(name, payload, spec.train.epochs)
+            for t in self.trackers:
+                t.log_epoch(name, payload)
+        elif kind == "end":
+            record = RunRecord.from_json(payload["record"])
+            if payload["checkpoint"] is not None:
+                self.folder.write("checkpoints", f"{name}.safetensors", data=payload["checkpoint"])
+            self.records[name] = record
+            self._write_progress()
+            self.folder.remove("resume", f"{name}.safetensors")
+            self.display.end(record)
+            for t in self.trackers:
+                t.end_run(name, record.to_json())
+
+    def _ordered(self) -> list[RunRecord]:
+        return [self.records[s.name] for s in self.study.runs if s.name in self.records]
+
+    def _metrics(self, complete: bool, extra: dict | None = None) -> dict:
+        return {"study": self.study.name, "description": self.study.description, "dataset": self.info,
+                "seed": self.study.seed, "quick": self.study.quick, "complete": complete,
+                "runs": [r.to_json() for r in self._ordered()], **(extra or {})}
+
+    def _log(self, footer: str = "") -> str:
+        from .report.progress import run_block
+
+        blocks = "\n".join(run_block(r) for r in self._ordered())
+        return self.header + ("\n" + blocks + "\n" if blocks else "") + footer
+
+    def _write_progress(self) -> None:
+        """The folder's state so far: what a reader (or ``aelab report``) sees mid-study."""
+        from .runs import history_csv
+
+        metrics = self._metrics(complete=False, extra={"model_summaries": self.summaries})
+        self.folder.write("metrics.json", data=dumps(metrics))
+        self.folder.write("history.csv", data=history_csv(metrics["runs"]))
+        self.folder.write("console.log", data=self._log())
+
+    # -------------------------------------------------------------- steps and the report
+
+    def _finish(self, trackers) -> Path:
+        from .aggregate import aggregates
+        from .registry import STEPS
+        from .report.console import print_results
+        from .report.html import write_report
+        from .runs import history_csv, load_checkpoint
+        from .steps import StudyContext
+
+        study, console, folder = self.study, self.console, self.folder
+        records = self._ordered()
+        models = {}
+        for r in records:
+            path = folder.file("checkpoints", f"{r.name}.safetensors")
+            if path.is_file():
+                models[r.name] = load_checkpoint(path)
+        ctx = StudyContext(study, self.splits, records, models, folder, console, data_info=self.info,
+                           data_dir=self.data_dir)
+        failures = []
+        for step in study.steps:
+            try:
+                STEPS.get(step.kind).fn(ctx, **step.params)
+            except Exception as err:
+                why = str(err) if isinstance(err, AelabError) else f"{type(err).__name__}: {err}"
+                console.print(f"Step {step.kind} failed: {why}", style="red", markup=False, highlight=False)
+                failures.append(f"Step {step.kind} failed: {why}")
+        ctx.summary.extend(failures)
+        groups = aggregates(records)
+        print_results(console, records, ctx.summary, groups)
+        complete = not failures and any(r.status != "failed" for r in records)
+        metrics = self._metrics(complete, {
+            "summary": ctx.summary, "figures": ctx.figures, "captions": ctx.captions,
+            "model_summaries": self.summaries, "aggregates": groups, "environment": _environment()})
+        metrics["runs"] += ctx.baselines
+        where = folder.final if complete else folder.path
+        console.print(f"\nRun folder: {where} (open report.html in a browser)", markup=False, highlight=False)
+        folder.write("metrics.json", data=dumps(metrics))
+        folder.write("history.csv", data=history_csv(metrics["runs"]))
+        folder.write("console.log", data=self._log(console.export_text(clear=True)))
+        write_report(folder.path, json.loads(dumps(metrics)))
+        for t in trackers:
+            t.finish(folder.path, metrics)
+        if not complete:
+            reason = failures[0] if failures else f"all {len(records)} runs failed (first: {records[0].reason})"
+            raise StudyFailed(f"The study did not complete: {reason}; the results so far are in "
+                              f"{folder.path}.")
+        return folder.finish()
+
+
+def _drop_none(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- reading a run back
+
+
+def load_run(folder: str | Path, data_dir=None):
+    """A finished (or unfinished) run folder back in Python: see :class:`aelab.results.Run`."""
+    from .results import open_run
+
+    return open_run(folder, data_dir)
+
