@@ -504,6 +504,15 @@ def test_prepare_with_weights_keeps_the_old_info(digits5k):
     assert all(torch.equal(same[k].x, splits[k].x) for k in same)
 
 
+def test_prepare_falls_back_only_when_the_dataset_cannot_be_loaded(tmp_path):
+    np.savez(tmp_path / "pets.npz", x=np.zeros((20, 4, 4), np.uint8), y=np.array(["cat", "dog"] * 10))
+    cfg = data_cfg(dataset=str(tmp_path / "pets.npz"), fallback="mnist-5k", classes=["zebra"], split=[1, 1])
+    with pytest.raises(DataError, match="Unknown class 'zebra' for pets; choose from: cat, dog"):
+        D.prepare(cfg, seed=0)  # a bad selection is an error, not a reason to train on digits
+    splits, info = D.prepare(data_cfg(dataset=str(tmp_path / "gone.npz"), fallback="digits", split=[1, 1]), seed=0)
+    assert info["fallback_used"] and info["dataset"] == "digits" and info["n_images"] == 1797
+
+
 def test_prepare_checks_the_config_first(monkeypatch):
     from aelab.errors import ConfigError
 

