@@ -85,7 +85,7 @@ def assert_fits(seen: dict) -> None:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One real quick study run (~15 s) shared by the tests of this module."""
-    from aelab.study import load_study, run_study
+    from aelab import load_study, run_study
 
     return run_study(load_study("quickstart", quick=True), out=tmp_path_factory.mktemp("r") / "run",
                      quiet=True)
