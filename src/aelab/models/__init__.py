@@ -88,19 +88,29 @@ class ModelSize:
     shapes: dict  # state_dict key -> tensor shape
 
 
-def inspect_model(name: str, params: dict, input_shape: tuple[int, ...], batch_size: int) -> ModelSize:
-    """Build the model on PyTorch's meta device (shapes only, no memory) to check that it maps
-    ``input_shape`` back to itself and to size it before anything is allocated."""
+def inspect_model(name: str, params: dict, input_shape: tuple[int, ...], batch_size: int,
+                  max_bytes: int | None = None) -> ModelSize:
+    """Size a model before it is allocated, and check that it maps ``input_shape`` back to itself.
+
+    It is first built on PyTorch's meta device (shapes only, no memory): its parameter count is
+    exact and, above ``max_bytes``, nothing more is done. Then a real copy runs two images
+    through, layer by layer, which counts the activations a training batch keeps."""
     full = check_params(name, params)
+    factory = MODELS.get(name).fn
     with torch.device("meta"):
-        model = MODELS.get(name).fn(tuple(input_shape), **full)
-        model.spec = {"model": name, "params": full, "input_shape": list(input_shape)}
-        activations = check_shapes(model, batch=batch_size)
-    n = count_parameters(model)
-    # fp32 weights + gradient + up to 4 optimizer buffers (Nadam), and the activations twice
-    # (forward values and their gradients).
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    return ModelSize(n, activations, 4 * (6 * n + 2 * activations), shapes)
+        meta_model = factory(tuple(input_shape), **full)
+    n = count_parameters(meta_model)
+    shapes = {k: tuple(v.shape) for k, v in meta_model.state_dict().items()}
+    # fp32 weights + gradient + up to 4 optimizer buffers (Nadam)
+    weights = 4 * 6 * n
+    if max_bytes is not None and weights > max_bytes:
+        return ModelSize(n, 0, weights, shapes)
+    with torch.random.fork_rng(devices=[]):
+        model = factory(tuple(input_shape), **full)
+    model.spec = {"model": name, "params": full, "input_shape": list(input_shape)}
+    activations = check_shapes(model) * batch_size // 2
+    # ... and the activations twice (forward values and their gradients).
+    return ModelSize(n, activations, weights + 4 * 2 * activations, shapes)
 
 
 def format_bytes(n: float) -> str:

@@ -51,8 +51,8 @@ def check_shapes(model: Autoencoder, batch: int = 2) -> int:
     """Run a dummy batch through, layer by layer, so a bad architecture fails at build time
     with the name of the layer that breaks, not in the middle of training.
 
-    On the meta device (see ``models.inspect_model``) this allocates nothing. Returns the number
-    of activation values the batch produced (what training keeps for the backward pass).
+    Returns the number of activation values the batch produced (what training keeps for the
+    backward pass; see ``models.inspect_model``).
     """
     x = torch.zeros(batch, *model.input_shape, device=_device(model))
     activations = 0
