@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from aelab import evaluate as E
+from aelab.callbacks import LambdaCallback
 from aelab.errors import ConfigError
 from aelab.models import create_model
 from aelab.models.dense import keep_top_k
@@ -136,8 +137,10 @@ def test_k_schedule_falls_linearly_over_the_first_half_and_fit_drives_it():
     m = create_model("k-sparse", hidden=[64], k=10, k_start=50)
     seen = []
     x = torch.rand(16, 1, 28, 28)
-    fit(m, {"train": x}, TrainConfig(epochs=6, batch_size=8), [lambda rec: seen.append(m.k_train)])
+    fit(m, {"train": x}, TrainConfig(epochs=6, batch_size=8),
+        [LambdaCallback(on_epoch_end=lambda state, rec: seen.append(m.k_train))])
     assert seen == [50, 37, 23, 10, 10, 10]  # 50 -> 10 over epochs 1..4 (half of 6 = 3 steps)
+    assert m.k_train == 10
 
 
 def test_tied_k_sparse_shares_the_encoder_weight_and_round_trips(tmp_path):

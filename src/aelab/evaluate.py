@@ -107,6 +107,8 @@ class CodeClassifier(nn.Module):
     def __init__(self, model, n_classes: int, head: Sequence[int] = (10,)):
         super().__init__()
         self.autoencoder = copy.deepcopy(model)  # the study's trained model stays untouched
+        for p in self.autoencoder.decoder.parameters():
+            p.requires_grad_(False)  # only the encoder and the head learn
         with torch.no_grad(), _EvalMode(self.autoencoder):
             device = next(model.parameters()).device
             n_code = self.autoencoder.encode(torch.zeros(1, *model.input_shape, device=device)).numel()
@@ -139,44 +141,38 @@ def predict(classifier: nn.Module, data, batch_size: int = 4096) -> torch.Tensor
 
 def finetune(model, train, test, n_classes: int, head: Sequence[int] = (10,), epochs: int = 10,
              batch_size: int = 128, learning_rate: float = 1e-3, seed: int = 0, log=None) -> dict:
-    """Train encoder + softmax head end to end with cross-entropy (Adam); test after every epoch.
+    """Train encoder + softmax head end to end with cross-entropy (Keras Adam) on the training
+    loop of the autoencoders (``train.fit``), testing after every epoch.
 
     ``train``/``test`` are labelled Datasets. ``log(line)`` receives one line per epoch with the
-    train error (misclassified fraction over the epoch) and the test accuracy. Returns the final
-    ``accuracy``, test ``predictions``, the per-epoch ``history`` and the ``classifier``.
+    train error (the cross-entropy over the epoch, and the misclassified fraction) and the test
+    accuracy. Returns the final ``accuracy``, test ``predictions``, the per-epoch ``history``
+    and the ``classifier``.
     """
-    from .optim import make_optimizer
+    from .callbacks import LambdaCallback
+    from .train import TrainConfig, classification_step, fit
 
-    torch.manual_seed(seed)
-    clf = CodeClassifier(model, n_classes, head).train()
-    device = next(clf.parameters()).device
-    opt = make_optimizer("adam", [p for p in clf.parameters() if p.requires_grad], learning_rate)
-    x, y = train.x.to(device), train.y.to(device)
-    gen = torch.Generator().manual_seed(seed)
-    loss_fn = nn.CrossEntropyLoss()
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        clf = CodeClassifier(model, n_classes, head)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam",
+                      learning_rate=learning_rate, seed=seed, device=device.type)
     history = []
-    for epoch in range(1, epochs + 1):
-        clf.train()
-        perm = torch.randperm(len(x), generator=gen).to(device)
-        loss_sum, wrong = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            logits = clf(x[idx])
-            loss = loss_fn(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            wrong += (logits.argmax(1) != y[idx]).sum().item()
-        pred = predict(clf, test)
-        rec = {"epoch": epoch, "train_loss": loss_sum / len(x), "train_error": wrong / len(x),
-               "test_accuracy": float((pred == test.y).float().mean())}
-        history.append(rec)
+
+    def on_epoch_end(state, rec):
+        row = {"epoch": rec["epoch"], "train_loss": rec["train_loss"], "train_error": rec["train_error"],
+               "test_loss": rec["val_loss"], "test_accuracy": 1.0 - rec["val_error"]}
+        history.append(row)
         if log is not None:
-            log(f"epoch {epoch:>3}/{epochs}  train error {rec['train_error']:.4f}  "
-                f"(loss {rec['train_loss']:.4f})  test accuracy {rec['test_accuracy']:.4f}")
-    return {"accuracy": history[-1]["test_accuracy"] if history else float("nan"),
-            "predictions": pred.numpy() if history else None, "history": history, "classifier": clf}
+            log(f"epoch {row['epoch']:>3}/{epochs}  train error {row['train_loss']:.4f} "
+                f"(misclassified {row['train_error']:.2%})  test accuracy {row['test_accuracy']:.2%}")
+
+    fit(clf, {"train": train, "val": test}, cfg, [LambdaCallback(on_epoch_end=on_epoch_end)],
+        step=classification_step)
+    pred = predict(clf, test)
+    return {"accuracy": float((pred == test.y).float().mean()), "predictions": pred.numpy(),
+            "history": history, "classifier": clf}
 
 
 # ---------------------------------------------------------------- clustering

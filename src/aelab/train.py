@@ -9,6 +9,7 @@ own generators from ``config.seed`` and leaves the global RNG alone.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -253,7 +254,7 @@ def snapshot(state: FitState) -> ResumeState:
         epoch=state.epoch,
         history=History(**{**state.history.__dict__, "epochs": list(state.history.epochs)}),
         model={k: v.detach().clone() for k, v in state.model.state_dict().items()},
-        optimizer=state.optimizer.state_dict(),
+        optimizer=copy.deepcopy(state.optimizer.state_dict()),  # its tensors change in place
         generators={k: g.get_state() for k, g in state.generators.items()},
         callbacks={type(cb).__name__: cb.state_dict() for cb in state.callbacks if cb.state_dict()},
     )

@@ -1,11 +1,9 @@
-"""Study files: validation with key paths, sweeps, overrides, and the run folder contract."""
-
-import json
+"""Study files: validation with key paths, sweeps over any setting, overrides, extends."""
 
 import pytest
 
+from aelab.config import load_study
 from aelab.errors import AelabError, ConfigError
-from aelab.study import expand_runs, load_study, run_study
 
 
 def write(tmp_path, text, name="s.toml"):
@@ -23,6 +21,7 @@ limit = 300
 [train]
 epochs = 1
 batch_size = [32, 64]
+early_stopping = {{ monitor = "val_loss", patience = 3 }}
 [[models]]
 name = "a"
 model = "stacked"
@@ -33,14 +32,42 @@ params = {{ hidden = [16, 4] }}
 
 def test_sweep_expands_per_model_and_value(tmp_path):
     study = load_study(write(tmp_path, BASE.format(extra="")))
-    runs = expand_runs(study)
+    runs = study.runs
     assert [r.name for r in runs] == ["a-bs32", "a-bs64"]
     assert [r.train.batch_size for r in runs] == [32, 64] and runs[0].train.seed == 1
 
 
+def test_sweeps_over_model_params_train_and_seed_are_a_cartesian_product(tmp_path):
+    text = BASE.format(extra="").replace("batch_size = [32, 64]", "batch_size = 32\nlearning_rate = [1e-3, 1e-4]")
+    text = text.replace("seed = 1", "seed = [0, 1]").replace("hidden = [16, 4]", "hidden = [[16, 4], [32, 8]], activity_l1 = [0.0, 1e-5]")
+    study = load_study(write(tmp_path, text))
+    names = [r.name for r in study.runs]
+    assert len(names) == 2 * 2 * 2 * 2 and len(set(names)) == 16
+    assert names[0] == "a-hidden16x4-activity_l1_0-lr0.001-seed0"
+    assert names[-1] == "a-hidden32x8-activity_l1_1e-05-lr0.0001-seed1"
+    last = study.runs[-1]
+    assert last.params == {"hidden": [32, 8], "activity_l1": 1e-5} and last.train.learning_rate == 1e-4
+    assert last.sweep == {"hidden": [32, 8], "activity_l1": 1e-5, "learning_rate": 1e-4, "seed": 1}
+    assert last.seed == 1 and study.seed == 0  # the split uses the first seed
+
+
+def test_sparse_codes_sweeps_k_in_one_entry():
+    study = load_study("sparse-codes")
+    ks = [r for r in study.runs if r.model == "k-sparse"]
+    assert [r.name for r in ks] == ["ksparse-k10", "ksparse-k25", "ksparse-k40", "ksparse-k70"]
+    assert [r.params["k"] for r in ks] == [10, 25, 40, 70] and ks[0].sweep == {"k": 10}
+
+
+def test_a_sweep_too_large_is_refused_before_expanding(tmp_path, monkeypatch):
+    text = BASE.format(extra="").replace("epochs = 1", "epochs = [1, 2, 3]")
+    monkeypatch.setenv("AELAB_MAX_RUNS", "5")
+    with pytest.raises(ConfigError, match="more than 5 runs.*AELAB_MAX_RUNS"):
+        load_study(write(tmp_path, text))
+
+
 def test_fashion_shoes_expands_to_the_four_spec_runs():
     study = load_study("fashion-shoes")
-    runs = expand_runs(study)
+    runs = study.runs
     assert [r.name for r in runs] == ["stacked-bs32", "stacked-bs256", "sparse-bs32", "sparse-bs256"]
     r = runs[3]
     assert r.params["activity_l1"] == 1e-6 and r.train.optimizer == "nadam"
@@ -55,14 +82,18 @@ def test_fashion_shoes_expands_to_the_four_spec_runs():
     [
         ("", ["train.epochs=0"], r"train\.epochs = 0 is not allowed"),
         ("", ["train.epoch=3"], r"Unknown key 'train\.epoch'"),
-        ("", ["train.learning_rate='fast'"], r"learning_rate = 'fast' has the wrong type"),
+        ("", ["train.learning_rate='fast'"], r"train\.learning_rate = 'fast' is not allowed: it should be a valid number"),
         ("", ["data.split=[1]"], r"data\.split"),
         ("", ["data.colour=1"], r"Unknown key 'data\.colour'"),
-        ("", ["train.optimizer='adamw9'"], r"train\.optimizer = 'adamw9' is not allowed; use one of nadam"),
-        ("", ["models.a.params.depth=3"], r"models\[0\]\.params\.depth: model 'stacked' has no such parameter"),
+        ("", ["train.optimizer='adamw9'"], r"train\.optimizer = 'adamw9' is not allowed: it should be 'nadam'"),
+        ("", ["models.a.params.depth=3"], r"Unknown key 'models\[0\]\.params\.depth'; allowed here: hidden"),
         ("", ["train.early_stopping={patience=-1}"], r"early_stopping\.patience"),
+        ("", ["train.early_stopping={monitor='val_kl'}"], r"monitor = 'val_kl' is not a value run a-bs32 produces; choose one of: train_loss"),
+        ("", ["data.split=[4, 1]"], r"monitor = 'val_loss'.*no validation part"),
         ("[[steps]]\nkind = 'bogus'", [], r"steps\[0\]\.kind: unknown step 'bogus'"),
         ("[[steps]]\nkind = 'reconstructions'\ncount = 3", [], r"Unknown key 'steps\[0\]\.count'"),
+        ("[[steps]]\nkind = 'reconstructions'\nruns = ['nope']", [], r"steps\[0\]\.runs: no run or model named 'nope'"),
+        ("[[steps]]\nkind = 'linear_probe'", ["data.split=[4, 1]", "train.early_stopping.monitor='train_loss'"], r"steps\[0\] \(linear_probe\) needs a validation split"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, extra, override, message):
@@ -71,7 +102,7 @@ def test_bad_values_name_the_key(tmp_path, extra, override, message):
 
 
 def test_unknown_model_lists_known(tmp_path):
-    with pytest.raises(ConfigError, match="Unknown model 'nope'.*stacked"):
+    with pytest.raises(ConfigError, match=r"models\[0\]\.model: unknown model 'nope'; choose one of:.*stacked"):
         load_study(write(tmp_path, BASE.format(extra="").replace('model = "stacked"', 'model = "nope"')))
 
 
@@ -84,60 +115,10 @@ def test_unknown_study_and_bad_toml(tmp_path):
 
 def test_quick_then_overrides_precedence(tmp_path):
     text = BASE.format(extra="[quick]\ntrain = { epochs = 2 }")
-    assert expand_runs(load_study(write(tmp_path, text)))[0].train.epochs == 1
-    assert expand_runs(load_study(write(tmp_path, text), quick=True))[0].train.epochs == 2
+    assert load_study(write(tmp_path, text)).runs[0].train.epochs == 1
+    assert load_study(write(tmp_path, text), quick=True).runs[0].train.epochs == 2
     s = load_study(write(tmp_path, text), quick=True, overrides=["train.epochs=3"], seed=9)
-    assert expand_runs(s)[0].train.epochs == 3 and s.seed == 9
-
-
-def test_run_study_writes_a_complete_folder(tmp_path):
-    study = load_study(write(tmp_path, BASE.format(extra="[[steps]]\nkind = 'loss_curves'")))
-    out = run_study(study, out=tmp_path / "run", quiet=True)
-    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert {"study.toml", "console.log", "metrics.json", "history.csv", "figures/loss_curves.png",
-            "checkpoints/a-bs32.safetensors", "checkpoints/a-bs64.safetensors"} <= files
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["study"] == "t" and m["dataset"]["splits"] == {"train": 214, "val": 43, "test": 43}
-    run = m["runs"][0]
-    for key in ("name", "model", "batch_size", "epochs_run", "stopped_early", "status", "train_loss",
-                "val_loss", "test_loss", "seconds", "seconds_per_epoch", "peak_rss_mb", "history"):
-        assert key in run, key
-    assert run["status"] == "completed" and len(run["history"]) == 1
-    assert "Results" in (out / "console.log").read_text()  # recorded even with quiet=True
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run")]  # no temp folder left
-    with pytest.raises(AelabError, match="exists already"):
-        run_study(study, out=out, quiet=True)
-
-
-def test_same_seed_same_numbers(tmp_path):
-    study = load_study(write(tmp_path, BASE.format(extra="")), overrides=["train.batch_size=64"])
-    a = json.loads((run_study(study, out=tmp_path / "a", quiet=True) / "metrics.json").read_text())
-    b = json.loads((run_study(study, out=tmp_path / "b", quiet=True) / "metrics.json").read_text())
-    assert [r["val_loss"] for r in a["runs"]] == [r["val_loss"] for r in b["runs"]]
-
-
-def test_model_that_cannot_be_built_stops_the_study_before_any_folder(tmp_path):
-    text = BASE.format(extra='[[models]]\nname = "b"\nmodel = "stacked"\nparams = { hidden = [16, 4], output = "linear" }')
-    with pytest.raises(ConfigError, match=r"models\.b \(stacked\) cannot be built for 1×28×28 inputs.*sigmoid"):
-        run_study(load_study(write(tmp_path, text)), out=tmp_path / "run", quiet=True)
-    assert list(tmp_path.iterdir()) == [tmp_path / "s.toml"]
-
-
-def test_failed_run_does_not_stop_the_study(tmp_path, monkeypatch):
-    import aelab.train
-
-    real_fit = aelab.train.fit
-
-    def fit(model, data, cfg, callbacks=()):
-        if cfg.batch_size == 64:
-            raise RuntimeError("boom")
-        return real_fit(model, data, cfg, callbacks)
-
-    monkeypatch.setattr(aelab.train, "fit", fit)
-    out = run_study(load_study(write(tmp_path, BASE.format(extra=""))), out=tmp_path / "run", quiet=True)
-    runs = json.loads((out / "metrics.json").read_text())["runs"]
-    assert [r["status"] for r in runs] == ["completed", "failed"]
-    assert runs[1]["reason"] == "RuntimeError: boom"
+    assert s.runs[0].train.epochs == 3 and s.seed == 9
 
 
 def test_extends_merges_tables_and_replaces_arrays_of_the_base_study(tmp_path):
@@ -148,7 +129,7 @@ def test_extends_merges_tables_and_replaces_arrays_of_the_base_study(tmp_path):
     assert study.name == "v" and "extends" not in study.resolved
     assert (study.data.dataset, study.data.limit) == ("mnist-5k", 200)  # [data] merged key by key
     assert [m.name for m in study.models] == ["z"]  # [[models]] replaced
-    assert [s.kind for s in study.steps] == ["loss_curves"] and study.train["epochs"] == 1  # kept
+    assert [s.kind for s in study.steps] == ["loss_curves"] and study.runs[0].train.epochs == 1  # kept
     assert study.source == variant
 
 
@@ -156,8 +137,8 @@ def test_builtin_fashion_variant_extends_sparse_codes():
     base, fashion = load_study("sparse-codes"), load_study("sparse-codes-fashion")
     assert fashion.data.dataset == "fashion-mnist" and not fashion.data.fallback
     assert [m.name for m in fashion.models] == [m.name for m in base.models]
-    assert fashion.train["epochs"] == 10 and base.train["epochs"] == 30
-    assert load_study("sparse-codes-fashion", quick=True).train["epochs"] == 2
+    assert fashion.runs[0].train.epochs == 10 and base.runs[0].train.epochs == 30
+    assert load_study("sparse-codes-fashion", quick=True).runs[0].train.epochs == 2
 
 
 @pytest.mark.parametrize("target", ["self", "cycle", "missing.toml"])
