@@ -17,7 +17,7 @@ _API = {
     "fit": "train", "TrainConfig": "train", "EarlyStopping": "train", "History": "train",
     "evaluate_loss": "train", "Callback": "callbacks",
     "load_study": "config", "run_study": "runner", "resume_study": "runner", "load_run": "runner",
-    "register_step": "steps", "RunRecord": "records",
+    "register_step": "steps", "RunRecord": "records", "Run": "results", "open_run": "results",
     "compare_reconstructions": "report.plots", "loss_curves": "report.plots",
     "save_checkpoint": "runs", "load_checkpoint": "runs", "read_metrics": "runs",
     "AelabError": "errors", "ConfigError": "errors", "DataError": "errors",

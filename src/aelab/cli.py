@@ -221,6 +221,28 @@ def data(
         _fail(err)
 
 
+@app.command()
+def docs(topic: str | None = typer.Argument(
+        None, help="A section (study, data, train, models, steps, quick, sweeps, overrides, extends, "
+                   "datasets) or a model, step or dataset name; everything when left out.")):
+    """Print the study-file reference: every key, model, step and dataset, generated from the code."""
+    from .errors import AelabError
+
+    try:
+        from .docs import reference
+
+        text = reference(topic)
+    except AelabError as err:
+        _fail(err)
+    if sys.stdout.isatty():  # rendered for a reader; plain Markdown for a pipe or a file
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        typer.echo(text, nl=False)
+
+
 def main() -> None:
     app(prog_name="aelab")
 
