@@ -19,70 +19,12 @@ from pathlib import Path
 from .errors import AelabError, ConfigError
 from .records import RunRecord, dumps
 
-__all__ = ["run_study", "resume_study", "train_run", "StudyFailed", "load_run"]
-
-LOSS_NAMES = {"bce": "binary cross-entropy", "mse": "mean squared error", "sse": "sum of squared errors"}
-
+__all__ = ["run_study", "resume_study", "StudyFailed", "load_run"]
 
 class StudyFailed(AelabError):
     """Every run failed, or a step did: the folder stays ``.incomplete`` with the reasons."""
 
     exit_code = 1
-
-
-# ---------------------------------------------------------------- one run
-
-
-def new_record(spec) -> RunRecord:
-    t = spec.train
-    return RunRecord(name=spec.name, model=spec.model, label=spec.label, params=dict(spec.params),
-                     sweep=dict(spec.sweep), seed=t.seed, batch_size=t.batch_size, optimizer=t.optimizer,
-                     learning_rate=t.learning_rate, epochs_max=t.epochs,
-                     loss_name=LOSS_NAMES.get(spec.params.get("loss", "bce"), ""))
-
-
-def train_run(spec, splits: dict, resume: bytes | None, emit) -> None:
-    """Train one planned run on ``splits`` and report it through ``emit(kind, name, payload)``
-    (see ``aelab.executors``). A run that fails is reported, never raised: the study goes on."""
-    from .callbacks import Callback
-    from .models import create_model
-    from .runs import checkpoint_bytes, load_resume, resume_bytes
-    from .train import evaluate_loss, fit, snapshot
-
-    record = new_record(spec)
-    model = None
-
-    class Events(Callback):
-        def on_epoch_end(self, state, rec):
-            emit("state", spec.name, resume_bytes(snapshot(state)))
-            emit("epoch", spec.name, rec)
-
-    try:
-        state = load_resume(resume) if resume else None
-        input_shape = tuple(splits["train"].x.shape[1:])
-        model = create_model(spec.model, input_shape, seed=spec.seed, **spec.params)
-        emit("start", spec.name, {"epochs": spec.train.epochs, "done": state.epoch if state else 0})
-        hist = fit(model, {"train": splits["train"], "val": splits.get("val")}, spec.train,
-                   [Events()], resume=state)
-        test = {}
-        if "test" in splits and hist.status != "diverged":
-            test = evaluate_loss(model, splits["test"], spec.train.eval_batch_size,
-                                 spec.train.input_noise, spec.train.seed, precision=spec.train.precision)
-        last = hist.last
-        record.status, record.reason = hist.status, hist.reason
-        record.epochs_run, record.best_epoch = hist.epochs_run, hist.best_epoch
-        record.stopped_early = hist.status == "stopped_early"
-        record.train_loss, record.val_loss = last.get("train_loss"), last.get("val_loss")
-        record.test_loss = test.get("loss")
-        record.seconds, record.peak_rss_mb = hist.seconds, hist.peak_rss_mb
-        record.seconds_per_epoch = hist.seconds / max(hist.epochs_run, 1)
-        record.history = hist.epochs
-    except AelabError as err:
-        record.status, record.reason = "failed", str(err)
-    except Exception as err:  # a bug or a numerical failure in one run must not stop the study
-        record.status, record.reason = "failed", f"{type(err).__name__}: {err}"
-    trained = model is not None and record.epochs_run > 0
-    emit("end", spec.name, {"record": record.to_json(), "checkpoint": checkpoint_bytes(model) if trained else None})
 
 
 # ---------------------------------------------------------------- a study
@@ -275,6 +217,8 @@ class _Session:
     def _on_event(self, kind: str, name: str, payload) -> None:
         spec = next(s for s in self.study.runs if s.name == name)
         if kind == "start":
+            from .executors import new_record
+
             self.display.start(name, payload["epochs"], payload["done"])
             for t in self.trackers:
                 t.start_run(name, new_record(spec).to_json())
