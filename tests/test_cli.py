@@ -30,10 +30,14 @@ def test_help_is_fast_and_does_not_import_torch():
         (["run", "quickstart", "--set", "train.epochs=-1"], "train.epochs = -1 is not allowed"),
         (["run", "quickstart", "--set", "train.batchsize=3"], "Unknown key 'train.batchsize'"),
         (["run", "quickstart", "--set", "data.dataset='fashion-mnist'", "--data-dir", "."], "does not hold the fashion-mnist IDX files"),
+        (["run", "quickstart", "--jobs", "0"], "--jobs '0' is not allowed"),
+        (["run", "quickstart", "--executor", "spark"], "--executor 'spark' is not allowed"),
+        (["run", "--resume", "nowhere.incomplete"], "is not one"),
     ],
 )
 def test_bad_input_is_one_sentence_exit_2_no_folder(tmp_path, args, message):
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")] if args[0] == "run" else args)
+    with_out = args[0] == "run" and "--resume" not in args
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")] if with_out else args)
     assert result.exit_code == 2, result.output
     err = result.stderr.strip()
     assert message in err and len(err.splitlines()) == 1
@@ -57,6 +61,8 @@ def test_list_and_show():
     assert "Sparse codes for classification on the full" in out.stdout  # sparse-codes-fashion
     show = runner.invoke(app, ["show", "fashion-shoes"])
     assert show.exit_code == 0 and "sparse-bs256: model stacked, epochs 50, batch 256, nadam lr 0.0001" in show.stdout
+    bad = runner.invoke(app, ["show", "fashion-shoes", "--quick", "--set", "train.epochs=0"])
+    assert bad.exit_code == 2 and "train.epochs = 0 is not allowed" in bad.stderr  # the checks of run
 
 
 def test_quickstart_end_to_end_quick(tmp_path):

@@ -10,7 +10,8 @@ from aelab.errors import ConfigError
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real two-model, two-epoch study run on 300 digits (a few seconds)."""
-    from aelab.study import load_study, run_study
+    from aelab.config import load_study
+    from aelab.runner import run_study
 
     study = load_study("quickstart", quick=True, overrides=[
         "data.limit=300", "train.batch_size=64", "steps=[{kind='loss_curves'}]"])
@@ -94,3 +95,26 @@ def test_mlflow_params_metrics_and_report(run_dir, tmp_path, monkeypatch):
         assert [s for s, _ in history] == [h["epoch"] for h in entry["history"]]
         assert [v for _, v in history] == pytest.approx([h["val_loss"] for h in entry["history"]])
         assert run.data.metrics["final_test_loss"] == pytest.approx(entry["test_loss"])
+
+
+def test_trackers_receive_every_epoch_while_the_study_runs(tmp_path, monkeypatch):
+    """Live: an epoch reaches the tracker before its run has finished (no checkpoint yet)."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from aelab import track
+    from aelab.config import load_study
+    from aelab.runner import run_study
+
+    seen = []
+    real = track.TensorBoardTracker.log_epoch
+
+    def log_epoch(self, name, record):
+        done = (tmp_path / "run.incomplete" / "checkpoints" / f"{name}.safetensors").exists()
+        seen.append((name, record["epoch"], done))
+        real(self, name, record)
+
+    monkeypatch.setattr(track.TensorBoardTracker, "log_epoch", log_epoch)
+    study = load_study("quickstart", quick=True, overrides=["data.limit=300", "steps=[]"])
+    out = run_study(study, out=tmp_path / "run", quiet=True, track=("tensorboard",))
+    assert [(n, e) for n, e, _ in seen] == [(r.name, e) for r in study.runs for e in (1, 2)]
+    assert not any(done for _, _, done in seen)
+    assert (out / "tensorboard" / "stacked-bs32").is_dir() and (out / "tensorboard" / "study").is_dir()
