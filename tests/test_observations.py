@@ -50,7 +50,7 @@ def test_batch_size_names_the_better_and_the_faster_one(study, small_is_better):
         recs = [record("stacked-bs32", [0.5, 0.4, 0.30], spe=0.3), record("stacked-bs256", [0.5, 0.3, 0.25], spe=1.5)]
     line = line_of(observe(study, recs), "- stacked:")
     better, faster = ("32", "256") if small_is_better else ("256", "32")
-    worse, slower = faster, better
+    worse = faster
     assert re.search(rf"batch {better} reaches the lower validation loss \(\S+ vs \S+ at batch {worse}", line)
     assert f"batch {faster} is faster per epoch" in line
     lo, hi = (0.20, 0.25) if small_is_better else (0.25, 0.30)

@@ -105,7 +105,7 @@ def test_data_that_no_longer_match_are_refused(folder, tmp_path):
     metrics["dataset"]["splits"]["train"] += 1
     (other / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(AelabError, match="do not match what .* used \\(splits"):
-        aelab.load_run(other).splits
+        _ = aelab.load_run(other).splits
 
 
 def test_not_a_run_folder(tmp_path):
