@@ -117,3 +117,24 @@ def test_one_run_and_an_untrained_run(study):
     text = observe(study, [record("stacked-bs32", [0.3, 0.2]), failed])
     assert "Batch size:" not in text and "Regularisers:" not in text
     assert "- sparse-bs256 has no trained model (failed: ConfigError: boom)." in text
+
+
+def test_a_swept_regulariser_is_compared_step_by_step_in_the_right_direction(study):
+    """k-sparse with k = 10, 25, 40: smaller k regularises more; neighbours are compared."""
+    recs = []
+    for k, val in ((10, 0.30), (25, 0.25), (40, 0.20)):
+        r = record("stacked-bs32", [0.4, val])
+        r.name, r.label, r.model, r.params, r.sweep = f"ks-k{k}", "ks", "k-sparse", {"k": k}, {"k": k}
+        recs.append(r)
+    lines = [ln for ln in observe(study, recs).splitlines() if ln.startswith("- ks vs ks")]
+    assert len(lines) == 2
+    assert "(k 25 vs 40) at batch 32: validation loss 0.2500 vs 0.2000" in lines[0]
+    assert "(k 10 vs 25)" in lines[1] and "the regulariser raised the loss by 20.0%" in lines[1]
+
+
+def test_unmatched_training_is_named(study):
+    plain = record("stacked-bs32", [0.3, 0.25])
+    sparse = record("sparse-bs256", [0.3, 0.25])
+    sparse.epochs_max = 20
+    line = line_of(observe(study, [plain, sparse]), "- sparse vs stacked")
+    assert "though trained differently (batch 256 vs 32, epochs 20 vs 10)" in line

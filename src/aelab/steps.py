@@ -566,7 +566,9 @@ def novelty(ctx, runs: Runs = None,
 # statistics that earlier steps measured) and the runs' own settings (early stopping); none is
 # canned, so a sentence changes when the numbers do.
 
-REGULARISERS = ("activity_l1", "beta", "rho", "k")  # model parameters that regularise the code
+# Model parameters that regularise the code: +1 where a larger value regularises more (penalty
+# weights), -1 where a smaller one does (the KL target activation rho, the k of k-sparse).
+REGULARISERS = {"activity_l1": 1, "beta": 1, "rho": -1, "k": -1}
 LOSS_KEYS = (("val_loss", "validation loss"), ("test_loss", "test loss"), ("train_loss", "training loss"))
 
 
@@ -689,6 +691,15 @@ def _code_words(a: list, b: list) -> str:
     return "the code was not measured (add a `sparsity` or `code_activation` step before this one)"
 
 
+def _trained_differently(a, b) -> str:
+    """What differs in how two runs were trained, for comparisons that have no matched pair."""
+    fields = (("batch_size", "batch"), ("optimizer", "optimizer"), ("learning_rate", "learning rate"),
+              ("epochs_max", "epochs"))
+    diffs = [f"{words} {_setting_value(getattr(a, f))} vs {_setting_value(getattr(b, f))}"
+             for f, words in fields if getattr(a, f) != getattr(b, f)]
+    return f"though trained differently ({', '.join(diffs) or 'other swept settings'})"
+
+
 def _regularisers(records: list, input_shape) -> list[str]:
     """Model entries that differ only by a regulariser setting (activity_l1, beta, rho, k),
     compared at equal training settings: the loss, its penalty part and the code."""
@@ -700,15 +711,15 @@ def _regularisers(records: list, input_shape) -> list[str]:
         sig, reg = arch
         configs.setdefault((repr(sig), repr(sorted(reg.items()))), (sig, reg, []))[2].append(r)
     lines = []
-    items = list(configs.values())
-    for i, (sig_a, reg_a, runs_a) in enumerate(items):
-        for sig_b, reg_b, runs_b in items[i + 1:]:
-            if sig_a != sig_b:
-                continue
-            # The more regularised one first: the larger weight of the first differing setting.
+    families: dict = {}
+    for sig, reg, runs in configs.values():
+        families.setdefault(repr(sig), []).append((reg, runs))
+    for family in families.values():
+        # From the least to the most regularised; each compared with the next (a sweep of five
+        # weights gives four comparisons, not ten).
+        family.sort(key=lambda item: [sign * (item[0].get(k) or 0) for k, sign in REGULARISERS.items()])
+        for (reg_b, runs_b), (reg_a, runs_a) in zip(family, family[1:]):
             keys = [k for k in REGULARISERS if reg_a.get(k) != reg_b.get(k)]
-            if (reg_a.get(keys[0]) or 0) < (reg_b.get(keys[0]) or 0):
-                (reg_a, runs_a), (reg_b, runs_b) = (reg_b, runs_b), (reg_a, runs_a)
             what = ", ".join(f"{k} {_setting_value(reg_a.get(k))} vs {_setting_value(reg_b.get(k))}"
                              for k in keys)
 
@@ -728,7 +739,7 @@ def _regularisers(records: list, input_shape) -> list[str]:
                 va, vb = _mean(getattr(r, key) for r in ga), _mean(getattr(r, key) for r in gb)
                 rel = (va - vb) / abs(vb) if vb else 0.0
                 at = (f"at batch {s[0]}" + "".join(f", {k}={v}" for k, v in s[4]) if s is not None
-                      else "with different training settings (no matching pair)")
+                      else _trained_differently(ga[0], gb[0]))
                 pen = [r.history[-1].get(key.replace("_loss", "_penalty")) for r in ga if r.history]
                 part = (f", of which the penalty is {_num(_mean(pen))}"
                         if pen and all(isinstance(p, (int, float)) for p in pen) else "")
