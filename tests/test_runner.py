@@ -224,3 +224,36 @@ def test_a_killed_process_resumes_to_the_uninterrupted_numbers(tmp_path, baselin
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_results(runs_of(baseline), runs_of(tmp_path / "run"))
+
+
+def test_ray_executor_gives_the_same_folder_and_numbers(tmp_path, baseline):
+    """A real local Ray: every run a task, the data in the object store once."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    out = run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "ray", quiet=True,
+                    executor="ray", threads=1)
+    assert_same_results(runs_of(baseline), runs_of(out))
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"a.safetensors", "b.safetensors"}
+
+
+def test_without_ray_the_executor_is_one_sentence(monkeypatch):
+    import importlib.util
+
+    from aelab import executors
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(AelabError, match=r"pip install -e '\.\[ray\]'"):
+        executors.check_ray()
+
+
+def test_jobs_auto_shares_the_cores():
+    from types import SimpleNamespace
+
+    from aelab.executors import default_jobs
+
+    def specs(*batches):
+        return [SimpleNamespace(train=SimpleNamespace(batch_size=b)) for b in batches]
+
+    assert default_jobs(specs(32, 256, 32, 256), cores=2) == (2, 1)
+    assert default_jobs(specs(32), cores=8) == (1, 8)  # one run: all cores to it
+    jobs, threads = default_jobs(specs(*[32] * 10), cores=8)
+    assert jobs * threads <= 8 and jobs > 1

@@ -30,8 +30,12 @@ _CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary
 _SKIP = {"input_shape", "ctx", "self"}  # supplied by aelab, not by the study file
 
 
-def _fields(target) -> list[tuple[str, Any, Any]]:
-    """(name, annotation, default or ...) of a function's keyword parameters or a dataclass."""
+@functools.cache
+def _fields(target) -> tuple[tuple[str, Any, Any], ...]:
+    """(name, annotation, default or ...) of a function's keyword parameters or a dataclass.
+
+    Cached: resolving the annotations is most of the cost of checking a setting, and a sweep
+    checks thousands."""
     hints = typing.get_type_hints(target, include_extras=True)
     if dataclasses.is_dataclass(target):
         out = []
@@ -43,14 +47,14 @@ def _fields(target) -> list[tuple[str, Any, Any]]:
             else:
                 default = ...
             out.append((f.name, hints.get(f.name, Any), default))
-        return out
+        return tuple(out)
     out = []
     for name, p in inspect.signature(target).parameters.items():
         if name in _SKIP or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         default = ... if p.default is inspect.Parameter.empty else p.default
         out.append((name, hints.get(name, Any), default))
-    return out
+    return tuple(out)
 
 
 def _pydantic_type(tp):
@@ -98,6 +102,14 @@ def short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def listing(items, limit: int = 12) -> str:
+    """Known names for a message: the first ``limit``, then how many there are in all."""
+    items = [str(i) for i in items]
+    if len(items) <= limit:
+        return ", ".join(items)
+    return f"{', '.join(items[:limit])}, ... ({len(items)} in all)"
+
+
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
@@ -109,35 +121,64 @@ def slug(value, key: str) -> str:
     return value
 
 
-def _key(where: str, loc: tuple) -> str:
+def _locate(target, data, loc: tuple, last_is_key: bool) -> tuple[str, list[str]]:
+    """The key path of an error's ``loc`` in the study's words, and the keys allowed where it
+    points. pydantic's ``loc`` mixes the keys of the data with tags naming which alternative of
+    a union failed (``'str'``, ``"literal['official']"``); only what is in the data is a key."""
+    parts, node, fields, allowed = [], data, _fields(target), _fields(target)
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and (part in node or (last_is_key and i == len(loc) - 1)):
+            parts.append(part)
+            allowed = fields  # the keys of the table this key is in
+            tp = next((t for name, t, _ in fields if name == part), None)
+            node = node.get(part)
+            sub = _strip(tp) if tp is not None else None
+            fields = _fields(sub) if sub is not None and dataclasses.is_dataclass(sub) else ()
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            parts.append(part)
+            node = node[part]
+            fields = ()
+    return parts, [name for name, _, _ in allowed]
+
+
+def _path(where: str, parts: list) -> str:
     path = where
-    for part in loc:
+    for part in parts:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif "[" in part or "(" in part or part.startswith("function-"):
-            continue  # pydantic's tag for which alternative of a union failed
         else:
             path = f"{path}.{part}" if path else part
-    return path
+    # Keys come from the file: no line breaks or control characters into the one-line message.
+    path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+    return path if len(path) <= 100 else path[:97] + "..."
 
 
-def _sentence(err: ValidationError, where: str, allowed: list[str]) -> ConfigError:
+def _sentence(err: ValidationError, target, data, where: str) -> ConfigError:
     errors = err.errors(include_url=False)
     first = errors[0]
-    key = _key(where, first["loc"])
-    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        return ConfigError(f"Unknown key {key!r}; allowed here: {', '.join(allowed) or 'none'}.")
+    extra = first["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+    parts, allowed = _locate(target, data, first["loc"], extra or first["type"] == "missing")
+    key = _path(where, parts)
+    if extra:
+        return ConfigError(f"Unknown key '{key}'; allowed here: {', '.join(allowed) or 'none'}.")
     if first["type"] == "missing":
         return ConfigError(f"{key} is required.")
     # A union (e.g. a number or "official") fails once per alternative: say what each wanted.
-    same = [e for e in errors if _key(where, e["loc"]) == key] or [first]
+    same = [e for e in errors if _locate(target, data, e["loc"], False)[0] == parts] or [first]
     wants = []
     for e in same:
-        msg = e["msg"].replace("Input should be ", "").replace("Input ", "")
+        # pydantic says "Input should be a valid integer" or "List should have at least 3 items
+        # after validation, not 2": keep what is wanted, in the sentence's own words.
+        msg = e["msg"].replace(" after validation", "").rstrip(".")
+        if e["type"] == "model_type":  # a nested table such as early_stopping
+            msg = "Input should be a table"
+        msg = msg[len("Input should be "):] if msg.startswith("Input should be ") else msg[0].lower() + msg[1:]
         if msg not in wants:
             wants.append(msg)
     value = short(first.get("input"))
-    return ConfigError(f"{key} = {value} is not allowed: it should be {' or '.join(wants)}.")
+    lead = "it should be " if all(e["msg"].startswith("Input should be") or e["type"] == "model_type"
+                                  for e in same) else ""
+    return ConfigError(f"{key} = {value} is not allowed: {lead}{' or '.join(wants)}.")
 
 
 def validate(target, data, where: str = ""):
@@ -153,7 +194,7 @@ def validate(target, data, where: str = ""):
     try:
         model = _model(target).model_validate(data)
     except ValidationError as err:
-        raise _sentence(err, where, allowed) from None
+        raise _sentence(err, target, data, where) from None
     except RecursionError:
         raise ConfigError(f"{where or 'The study'} is nested too deeply.") from None
     types = {name: tp for name, tp, _ in _fields(target)}
@@ -199,10 +240,16 @@ def describe(target) -> list[ParamDoc]:
 
 
 def _description(tp) -> str:
+    """The last description wins, as in pydantic: Annotated[Shared, Field(description=...)]
+    refines a shared type's description."""
+    found = ""
     for meta in getattr(tp, "__metadata__", ()):
-        if getattr(meta, "description", None):
-            return meta.description
-    return ""
+        found = getattr(meta, "description", None) or found
+    return found
+
+
+def _number(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:g}"
 
 
 _WORDS = {int: "integer", float: "number", str: "string", bool: "true/false", dict: "table"}
@@ -215,16 +262,22 @@ def type_words(tp) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Annotated:
         base = type_words(args[0])
-        bounds = []
+        bounds, lengths = [], {}
         for meta in tp.__metadata__:
             for c in getattr(meta, "metadata", [meta]):
                 for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
                     if getattr(c, attr, None) is not None:
-                        bounds.append(f"{sym} {getattr(c, attr):g}")
-                if getattr(c, "min_length", None):
-                    bounds.append(f"at least {c.min_length} long")
-                if getattr(c, "max_length", None):
-                    bounds.append(f"at most {c.max_length} long")
+                        bounds.append(f"{sym} {_number(getattr(c, attr))}")
+                for attr in ("min_length", "max_length"):
+                    if getattr(c, attr, None):
+                        lengths[attr] = getattr(c, attr)
+        lo, hi = lengths.get("min_length"), lengths.get("max_length")
+        unit = "characters" if base.startswith("string") else "items"
+        if lo and lo == hi:
+            bounds.append(f"exactly {lo} {unit}")
+        else:
+            bounds += ["non-empty"] if lo == 1 else [f"at least {lo} {unit}"] if lo else []
+            bounds += [f"at most {hi:,} {unit}"] if hi else []
         return f"{base} {', '.join(bounds)}".strip()
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)

@@ -38,7 +38,8 @@ def _console(quiet: bool):
     # Quiet still records console.log; it just prints to nowhere. Wide enough for the tables when
     # writing to a file or a pipe.
     return Console(record=True, file=io.StringIO() if quiet else None,
-                   width=None if sys.stdout.isatty() and not quiet else 120)
+                   width=None if sys.stdout.isatty() and not quiet else 120,
+                   force_jupyter=False if quiet else None)  # Jupyter would display it anyway
 
 
 def _environment() -> dict:
@@ -122,6 +123,7 @@ class _Session:
     """One execution of a study: its console, data and the folder's progress."""
 
     def __init__(self, study, console, quiet, data_dir, track, track_uri):
+        console.record = True  # console.log is the recording (also of a console the caller gave)
         self.study, self.console, self.quiet, self.data_dir = study, console, quiet, data_dir
         self.track, self.track_uri = track, track_uri
 
@@ -195,9 +197,8 @@ class _Session:
                 import os
 
                 cores = os.cpu_count() or 1
-                if executor == "ray":
-                    executors.run_ray(tasks, self.splits, self._on_event, threads or max(1, cores // jobs),
-                                      ray_address)
+                if executor == "ray":  # a task per run, one CPU each unless --threads says
+                    executors.run_ray(tasks, self.splits, self._on_event, threads or 1, ray_address)
                 elif jobs > 1:
                     executors.run_processes(tasks, self.splits, self._on_event, jobs,
                                             threads or max(1, cores // jobs))
@@ -244,6 +245,7 @@ class _Session:
 
     def _metrics(self, complete: bool, extra: dict | None = None) -> dict:
         return {"study": self.study.name, "description": self.study.description, "dataset": self.info,
+                "data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None,
                 "seed": self.study.seed, "quick": self.study.quick, "complete": complete,
                 "runs": [r.to_json() for r in self._ordered()], **(extra or {})}
 

@@ -57,7 +57,7 @@ class VAE(Autoencoder):
         return {"loss": recon + kl, "recon": recon, "penalty": kl, "kl": kl}
 
 
-@MODELS.register("vae")
+@MODELS.register("vae", loss_terms=VAE.loss_terms)
 def vae(input_shape,
         latent_dim: Annotated[Units, Field(description="dimensions of the Gaussian latent")] = 2,
         hidden: Annotated[Units, Field(description="units of the dense layer on each side")] = 256,
