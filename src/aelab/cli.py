@@ -16,7 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 def _fail(err: Exception) -> None:
-    typer.echo(f"aelab: {err}", err=True)
+    # One line, whatever the message quotes from the user's files.
+    typer.echo("aelab: " + " ".join(str(err).splitlines()), err=True)
     raise typer.Exit(getattr(err, "exit_code", 2))
 
 
@@ -94,6 +95,10 @@ def run(
             from .config import load_study
 
             spec = load_study(study, quick=quick, overrides=set_, seed=seed)
+            if out is not None:  # an unusable --out is known before the data load and training
+                from .runs import RunFolder
+
+                RunFolder.check_target(out)
             folder = run_study(spec, out=out, **options)
     except AelabError as err:
         _fail(err)
@@ -188,7 +193,15 @@ def compare(
         result = compare_runs(run_dirs, out)
         console = Console()
         console.print(comparison_table(result))
-        console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", highlight=False)
+        if result.aggregates:
+            from .report.console import aggregates_table
+            from .report.html import difference_line
+
+            console.print(aggregates_table(result.aggregates))
+            for d in result.differences:
+                console.print(difference_line(d), markup=False, highlight=False)
+        console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", markup=False,
+                      highlight=False)
     except AelabError as err:
         _fail(err)
 

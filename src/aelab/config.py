@@ -25,8 +25,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .errors import AelabError, ConfigError
+from .params import key_text, listing, slug, validate
 from .params import short as _short
-from .params import slug, validate
 from .train import Seed
 
 if sys.version_info >= (3, 11):
@@ -98,6 +98,18 @@ class ModelEntry:
         "[train] settings for this model only"))] = field(default_factory=dict)
 
 
+@dataclass(kw_only=True)
+class QuickTable:
+    """``[quick]``: what ``--quick`` changes, merged over the study before it is checked."""
+
+    data: Annotated[dict, Field(description="[data] settings, e.g. limit = 1000")] = field(default_factory=dict)
+    train: Annotated[dict, Field(description=(
+        "[train] settings; they also beat each model's own train settings"))] = field(default_factory=dict)
+    steps: Annotated[dict[str, dict], Field(description=(
+        "[quick.steps.<kind>]: settings of every step of that kind, e.g. epochs = 2"))] = field(
+        default_factory=dict)
+
+
 @dataclass
 class Study:
     name: str
@@ -149,18 +161,24 @@ def study_path(name_or_path: str, relative_to: Path | None = None) -> Path:
     builtins = builtin_studies()
     if name_or_path in builtins:
         return builtins[name_or_path]
-    path = Path(name_or_path).expanduser()
-    if relative_to is not None and not path.is_absolute() and (relative_to / path).is_file():
-        path = relative_to / path
-    if not path.is_file():
-        raise AelabError(f"Unknown study {name_or_path!r}; use a .toml file or one of: {', '.join(builtins)}.")
+    try:
+        path = Path(name_or_path).expanduser()
+        if relative_to is not None and not path.is_absolute() and (relative_to / path).is_file():
+            path = relative_to / path
+        found = path.is_file()
+    except (OSError, RuntimeError):  # a name too long for the file system, an unknown ~user
+        found = False
+    if not found:
+        raise AelabError(f"Unknown study {_short(name_or_path)}; use a .toml file or one of: "
+                         f"{', '.join(builtins)}.")
     return path
 
 
 def parse_toml(path: Path) -> dict:
     """A study file's table: UTF-8 TOML of bounded size and depth, or one sentence why not."""
     try:
-        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
+        with open(path, "rb") as f:  # at most one byte past the limit, whatever the file's size
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"Study file {path} cannot be read ({err.strerror or err}).") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -228,29 +246,44 @@ def _set_path(d: dict, keys: list[str], value, text: str) -> None:
     for k in keys[:-1]:
         d = d.setdefault(k, {})
         if not isinstance(d, dict):
-            raise ConfigError(f"Override {text} goes through {k!r}, which is not a table.")
+            raise ConfigError(f"Override {key_text(text)} goes through {key_text(k, 40)!r}, which is not a table.")
     d[keys[-1]] = value
+
+
+def check_quick(quick) -> QuickTable:
+    """The [quick] table checked whether or not --quick is given: its shape, and each value
+    against the declaration of the setting it replaces (a list in ``train`` is a sweep)."""
+    from . import steps  # noqa: F401  (registers the step kinds)
+    from .plan import check_values
+    from .registry import STEPS
+    from .train import TrainConfig
+
+    table = validate(QuickTable, quick, "quick")
+    for key, value in table.data.items():
+        validate(DataConfig, {key: value}, "quick.data")
+    check_values(TrainConfig, table.train, "quick.train")
+    for kind, settings in table.steps.items():
+        entry = STEPS.get(kind, where="quick.steps")
+        for key, value in settings.items():
+            if key == "kind":
+                raise ConfigError(f"quick.steps.{kind}.kind cannot be changed; [quick.steps.<kind>] "
+                                  "sets the other settings of the steps of that kind.")
+            validate(entry.fn, {key: value}, f"quick.steps.{kind}")
+    return table
 
 
 def apply_quick(d: dict) -> None:
     """Merge the study's [quick] table: a reduced budget for a try-out."""
-    quick = d.get("quick", {})
-    if not isinstance(quick, dict):
-        raise ConfigError(f"quick must be a table, got {_short(quick)}.")
-    quick = copy.deepcopy(quick)
+    quick = copy.deepcopy(check_quick(d.get("quick", {})))
+    _merge(d, {"data": quick.data, "train": quick.train})
     # [quick.steps.<kind>] lowers the budget of every step of that kind (e.g. fewer epochs).
-    step_budgets = quick.pop("steps", {})
-    if not isinstance(step_budgets, dict) or not all(isinstance(v, dict) for v in step_budgets.values()):
-        raise ConfigError("quick.steps must be a table of step kinds, e.g. [quick.steps.finetune].")
-    _merge(d, quick)
     for step in d.get("steps", []) if isinstance(d.get("steps"), list) else []:
-        if isinstance(step, dict) and step.get("kind") in step_budgets:
-            step.update(step_budgets[step["kind"]])
+        if isinstance(step, dict) and isinstance(step.get("kind"), str) and step["kind"] in quick.steps:
+            step.update(quick.steps[step["kind"]])
     # A [quick] train setting also beats a model's own one (else `epochs = 100` would survive).
-    qtrain = quick.get("train", {})
     for m in d.get("models", []) if isinstance(d.get("models"), list) else []:
-        if isinstance(m, dict) and isinstance(m.get("train"), dict) and isinstance(qtrain, dict):
-            for key in qtrain:
+        if isinstance(m, dict) and isinstance(m.get("train"), dict):
+            for key in quick.train:
                 m["train"].pop(key, None)
 
 
@@ -258,17 +291,22 @@ def apply_overrides(d: dict, overrides) -> None:
     """``--set`` values: ``train.epochs=3``, ``models.<name>.params.k=10``, ``steps.<kind>.n=5``."""
     for item in overrides:
         keys, value = parse_override(item) if isinstance(item, str) else item
-        text = ".".join(keys)
+        text = ".".join(map(str, keys))
         if keys[0] in ("models", "steps") and len(keys) > 1:
             field_ = "name" if keys[0] == "models" else "kind"
-            targets = [e for e in d.get(keys[0], []) if isinstance(e, dict) and e.get(field_) == keys[1]]
+            entries = d.get(keys[0], [])
+            if not isinstance(entries, list):
+                raise ConfigError(f"Override {key_text(text)}: {keys[0]} must be a list of tables "
+                                  f"([[{keys[0]}]]), got {_short(entries)}.")
+            targets = [e for e in entries if isinstance(e, dict) and e.get(field_) == keys[1]]
             if not targets:
-                known = [str(e.get(field_)) for e in d.get(keys[0], []) if isinstance(e, dict)]
-                raise ConfigError(f"Override {text}: no {keys[0][:-1]} with {field_} {keys[1]!r}; "
-                                  f"there are: {', '.join(known) or 'none'}.")
+                known = [key_text(e.get(field_), 40) for e in entries if isinstance(e, dict)]
+                raise ConfigError(f"Override {key_text(text)}: no {keys[0][:-1]} with {field_} "
+                                  f"{key_text(keys[1], 40)!r}; there are: {listing(known) or 'none'}.")
             if len(keys) < 3:
-                raise ConfigError(f"Override {text} must set a key inside the {keys[0][:-1]}, e.g. "
-                                  f"{text}.{'params.hidden=[128, 16]' if keys[0] == 'models' else 'n=5'}.")
+                example = "params.hidden=[128, 16]" if keys[0] == "models" else "n=5"
+                raise ConfigError(f"Override {key_text(text)} must set a key inside the {keys[0][:-1]}, "
+                                  f"e.g. {keys[0]}.{key_text(keys[1], 40)}.{example}.")
             for target in targets:
                 _set_path(target, keys[2:], value, text)
         else:
@@ -277,16 +315,30 @@ def apply_overrides(d: dict, overrides) -> None:
 
 def load_study(name_or_path: str, quick: bool = False, overrides=(), seed: int | None = None,
                limits: Limits | None = None) -> Study:
-    """Read, merge (file, then quick, then overrides) and check a study."""
+    """Read, merge (file, then quick, then overrides) and check a study.
+
+    With ``quick`` the study is checked twice, as written and with [quick] applied: a reduced
+    budget never hides a setting that is wrong in the file (``epochs = 0`` in a model's train
+    table that [quick] would replace)."""
     raw, source = read_study_file(name_or_path)
-    resolved = copy.deepcopy(raw)
+    if not isinstance(raw, dict):  # pragma: no cover - TOML's top level is always a table
+        raise ConfigError(f"Study file {source} must hold a table of settings.")
+    check_quick(raw.get("quick", {}))
+    limits = limits or Limits.from_env()
+
+    def resolve(with_quick: bool) -> dict:
+        d = copy.deepcopy(raw)
+        if with_quick:
+            apply_quick(d)
+        d.pop("quick", None)
+        apply_overrides(d, overrides)
+        if seed is not None:
+            d["seed"] = seed
+        return d
+
     if quick:
-        apply_quick(resolved)
-    resolved.pop("quick", None)
-    apply_overrides(resolved, overrides)
-    if seed is not None:
-        resolved["seed"] = seed
-    return build_study(resolved, source, quick=quick, limits=limits)
+        build_study(resolve(False), source, quick=False, limits=limits)
+    return build_study(resolve(quick), source, quick=quick, limits=limits)
 
 
 # ---------------------------------------------------------------- checking

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import ConfigError
 
-__all__ = ["Annotated", "Field", "Literal", "validate", "describe", "is_list_setting", "slug", "ParamDoc"]
+__all__ = ["Annotated", "Field", "Literal", "validate", "describe", "is_list_setting", "slug", "ParamDoc",
+           "short", "key_text", "listing"]
 
 _CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
 _SKIP = {"input_shape", "ctx", "self"}  # supplied by aelab, not by the study file
@@ -141,6 +142,13 @@ def _locate(target, data, loc: tuple, last_is_key: bool) -> tuple[str, list[str]
     return parts, [name for name, _, _ in allowed]
 
 
+def key_text(text, limit: int = 100) -> str:
+    """A key (path) from a study file or ``--set`` for a message, unquoted: control characters
+    escaped (the message stays one line) and cut to ``limit`` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _path(where: str, parts: list) -> str:
     path = where
     for part in parts:
@@ -148,9 +156,7 @@ def _path(where: str, parts: list) -> str:
             path += f"[{part}]"
         else:
             path = f"{path}.{part}" if path else part
-    # Keys come from the file: no line breaks or control characters into the one-line message.
-    path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
-    return path if len(path) <= 100 else path[:97] + "..."
+    return key_text(path)
 
 
 def _sentence(err: ValidationError, target, data, where: str) -> ConfigError:

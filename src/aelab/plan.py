@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .models import check_params
-from .params import is_list_setting, slug, validate
+from .params import is_list_setting, key_text, short, slug, validate
 from .registry import MODELS
 from .train import TrainConfig
 
@@ -62,29 +62,29 @@ def _part(key: str, value) -> str:
     return f"-{alias}{'_' if alias[-1].isdigit() else ''}{_fmt(value)}"
 
 
-def _check_values(target, table: dict, sweeps: list[str], where: str) -> None:
-    """Each value (each swept value on its own) against its declaration, naming its key."""
+def check_values(target, table: dict, where: str) -> list[str]:
+    """Each value (each swept value on its own) against its declaration, naming its key;
+    returns the swept keys (a list where one value is expected)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {short(table)}.")
+    sweeps = [k for k, v in table.items() if _is_sweep(v, is_list_setting(target, k))]
     for key, value in table.items():
+        if key in sweeps and not value:
+            raise ConfigError(f"{key_text(f'{where}.{key}')} = [] is an empty sweep; give at least one value.")
         for v in value if key in sweeps else [value]:
             validate(target, {key: v}, where)
-        if key in sweeps and not value:
-            raise ConfigError(f"{where}.{key} = [] is an empty sweep; give at least one value.")
+    return sweeps
 
 
 def expand(models: list, train: dict, seed, max_runs: int = 1000) -> list[RunSpec]:
     """The runs of ``models`` (config.ModelEntry) under the study's ``train`` table and seed."""
-    if not isinstance(train, dict):
-        raise ConfigError(f"train must be a table, got {train!r}.")
-    train_sweeps = [k for k, v in train.items() if _is_sweep(v, is_list_setting(TrainConfig, k))]
-    _check_values(TrainConfig, train, train_sweeps, "train")
+    train_sweeps = check_values(TrainConfig, train, "train")
     groups, total = [], 0
     for i, m in enumerate(models):
         where = f"models[{i}]"
         fn = MODELS.get(m.model, where=f"{where}.model").fn
-        p_sweeps = [k for k, v in m.params.items() if _is_sweep(v, is_list_setting(fn, k))]
-        _check_values(fn, m.params, p_sweeps, f"{where}.params")
-        own = [k for k, v in m.train.items() if _is_sweep(v, is_list_setting(TrainConfig, k))]
-        _check_values(TrainConfig, m.train, own, f"{where}.train")
+        p_sweeps = check_values(fn, m.params, f"{where}.params")
+        own = check_values(TrainConfig, m.train, f"{where}.train")
         merged = {**train, **m.train}
         merged.setdefault("seed", seed)
         t_sweeps = [k for k in merged if k in own or (k not in m.train and k in train_sweeps)
@@ -152,12 +152,14 @@ def check_models(runs: list[RunSpec], input_shape: tuple[int, ...], limits) -> N
     sized on the meta device, so nothing is allocated for a model that is refused."""
     from .models import format_bytes, inspect_model
 
-    seen = set()
+    # Activation memory grows with the batch: each distinct model is sized once, at the
+    # largest batch any of its runs trains with (a batch-size sweep builds it once, not per value).
+    largest: dict = {}
     for r in runs:
-        key = (r.model, repr(sorted(r.params.items())), r.train.batch_size)
-        if key in seen:
-            continue
-        seen.add(key)
+        key = (r.model, repr(sorted(r.params.items())))
+        if key not in largest or r.train.batch_size > largest[key].train.batch_size:
+            largest[key] = r
+    for r in largest.values():
         try:
             size = inspect_model(r.model, r.params, input_shape, r.train.batch_size, limits.max_memory)
         except ConfigError as err:

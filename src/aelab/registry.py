@@ -55,7 +55,8 @@ class Registry:
             return self._entries[name]
         except (KeyError, TypeError):
             prefix = f"{where}: unknown" if where else "Unknown"
-            raise ConfigError(f"{prefix} {self.kind} {name!r}; choose one of: "
+            given = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."  # any value from a file
+            raise ConfigError(f"{prefix} {self.kind} {given}; choose one of: "
                               f"{', '.join(self.names())}.") from None
 
     def names(self, pattern: str = "*") -> list[str]:

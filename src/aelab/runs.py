@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import time
@@ -20,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from .errors import AelabError
-from .params import slug
+from .params import short, slug
 
 INCOMPLETE = ".incomplete"
 
@@ -47,10 +48,9 @@ class FolderError(AelabError):
     """The run folder cannot be created or written."""
 
 
-def _os_error(err: OSError, what: str) -> FolderError:
-    reason = err.strerror or str(err)
-    return FolderError(f"Cannot {what} ({reason}); choose another --out or free the space, and "
-                       "finished runs are kept.")
+def _os_error(err: OSError, what: str, advice: str = "pass another --out") -> FolderError:
+    reason = err.strerror or " ".join(str(err).split())
+    return FolderError(f"Cannot {what} ({reason}); {advice}.")
 
 
 class _Lock:
@@ -73,6 +73,25 @@ class _Lock:
         except OSError:
             self._busy(folder)
 
+    @staticmethod
+    def busy(folder: Path) -> bool:
+        """Whether another process holds the lock of ``folder`` (probed, nothing created)."""
+        try:
+            f = open(folder / ".lock", "rb")  # noqa: SIM115
+        except OSError:
+            return False  # no lock file: nobody has held it since the folder was made
+        try:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except ImportError:  # pragma: no cover - Windows: the lock is mandatory there
+            return False
+        except OSError:
+            return True
+        finally:
+            f.close()
+
     def _busy(self, folder: Path):
         self.file.close()
         raise FolderError(f"Another aelab process is writing {folder}; wait for it to finish or "
@@ -90,19 +109,46 @@ class RunFolder:
         self._lock = _Lock(self.path)
         self._root = self.path.resolve()
 
-    @classmethod
-    def create(cls, final: str | Path) -> RunFolder:
-        """A new ``<final>.incomplete``; refuses when ``final`` or an unfinished run is there."""
+    @staticmethod
+    def check_target(final: str | Path) -> Path:
+        """Whether a study can write ``<final>.incomplete`` and finish as ``final``, known before
+        any data is read or model trained; one sentence if not. Returns ``final`` as a Path."""
         final = Path(final)
+        if final.name in ("", ".", ".."):
+            raise FolderError(f"--out {final} names no folder; give a new folder's name, e.g. runs/my-study.")
         incomplete = final.with_name(final.name + INCOMPLETE)
         if os.path.lexists(final):
             what = "is a broken symbolic link" if final.is_symlink() and not final.exists() else "exists already"
             raise FolderError(f"Output folder {final} {what}; pass another --out.")
         if os.path.lexists(incomplete):
+            if incomplete.is_symlink() or not incomplete.is_dir():
+                raise FolderError(f"{incomplete} is in the way (it is not a folder aelab made); move it "
+                                  "or pass another --out.")
+            if _Lock.busy(incomplete):
+                raise FolderError(f"Another aelab process is writing {incomplete}; wait for it to finish "
+                                  "or pass another --out.")
             raise FolderError(f"{incomplete} holds an unfinished run of this study; resume it with "
                               f"`aelab run --resume {incomplete}` or pass another --out.")
+        parent = final.parent
+        while not os.path.lexists(parent) and parent != parent.parent:
+            parent = parent.parent  # the folders that do not exist yet are made on the way
+        if not parent.is_dir():
+            raise FolderError(f"Cannot create {final}: {parent} is a file or a broken link, not a folder; "
+                              "pass another --out.")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise FolderError(f"Cannot create {final}: {parent} is not writable; pass another --out.")
+        return final
+
+    @classmethod
+    def create(cls, final: str | Path) -> RunFolder:
+        """A new ``<final>.incomplete``; refuses when ``final`` or an unfinished run is there."""
+        final = cls.check_target(final)
+        incomplete = final.with_name(final.name + INCOMPLETE)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _os_error(err, f"create the folder {final.parent}") from None
+        try:
             os.mkdir(incomplete)
         except FileExistsError:
             raise FolderError(f"{incomplete} was just created by another process; pass another --out.") from None
@@ -147,7 +193,9 @@ class RunFolder:
         try:
             atomic_write(path, data)
         except OSError as err:
-            raise _os_error(err, f"write {path}") from None
+            # A full disk or a folder gone read-only mid-study: what finished is on disk already.
+            raise _os_error(err, f"write {path}", "the runs finished so far are kept, so make room and "
+                            f"continue with `aelab run --resume {self.path}`") from None
         return path
 
     def read(self, *parts: str) -> str | None:
@@ -166,7 +214,11 @@ class RunFolder:
         return self.write("figures", f"{name}.png", data=buf.getvalue())
 
     def remove(self, *parts: str) -> None:
-        self.file(*parts).unlink(missing_ok=True)
+        path = self.file(*parts)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            raise _os_error(err, f"remove {path}", "the runs finished so far are kept") from None
 
     def finish(self) -> Path:
         """Drop the resume files and move the folder to its final name."""
@@ -177,7 +229,8 @@ class RunFolder:
         try:
             os.rename(self.path, self.final)
         except OSError as err:
-            raise _os_error(err, f"rename {self.path} to {self.final}") from None
+            raise _os_error(err, f"rename {self.path} to {self.final}",
+                            f"the finished study is complete in {self.path}") from None
         return self.final
 
     def release(self) -> None:
@@ -217,6 +270,8 @@ def read_metrics(path: str | Path) -> dict:
 # ---------------------------------------------------------------- checkpoints
 
 MAX_CHECKPOINT_PARAMETERS = 2_000_000_000  # refuse a spec that would build more before reading it
+MAX_CHECKPOINT_INPUT = 1 << 22  # values per image (C·H·W, e.g. 3×1182×1182): rebuilding runs two through
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names; load_state_dict casts between them
 
 
 def checkpoint_bytes(model) -> bytes:
@@ -234,8 +289,10 @@ def save_checkpoint(path: str | Path, model) -> None:
 def load_checkpoint(path: str | Path, device: str = "cpu"):
     """Rebuild a model from a checkpoint written by :func:`save_checkpoint`, in eval mode.
 
-    The spec is checked like a study's model entry and the model is sized on the meta device
-    and compared with the tensors' shapes before anything is allocated or read."""
+    Nothing in the file is executed (safetensors holds no code), and nothing is allocated for
+    it until its spec has been checked like a study's model entry, the model sized on PyTorch's
+    meta device, and every tensor's name, shape and type found to match that model. Any
+    problem is one sentence naming the file."""
     from safetensors import safe_open
 
     from .models import create_model, inspect_model
@@ -245,35 +302,54 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
     def bad(why: str) -> AelabError:
         return AelabError(f"Checkpoint {path} {why}; is it an aelab checkpoint?")
 
+    if not path.is_file():
+        raise bad("does not exist or is not a file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            shapes, dtypes = {}, {}
+            for k in f.keys():
+                tensor = f.get_slice(k)
+                shapes[k], dtypes[k] = tuple(tensor.get_shape()), str(tensor.get_dtype())
     except Exception as err:  # safetensors raises its own error types for damaged files
-        raise bad(f"cannot be read ({str(err).splitlines()[0][:200]})") from None
+        raise bad(f"cannot be read ({' '.join(str(err).split())[:200]})") from None
     try:
         spec = json.loads(meta["aelab"])
         name, params, shape = spec["model"], spec["params"], spec["input_shape"]
         if not (isinstance(name, str) and isinstance(params, dict) and isinstance(shape, list)
                 and 1 <= len(shape) <= 3 and all(type(s) is int and 1 <= s <= 100_000 for s in shape)):
             raise TypeError
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):
         raise bad("has no valid aelab model spec") from None
-    try:
-        size = inspect_model(name, params, tuple(shape), 1, max_bytes=4 * 6 * MAX_CHECKPOINT_PARAMETERS)
+    if math.prod(shape) > MAX_CHECKPOINT_INPUT:
+        raise bad(f"is for images of shape {tuple(shape)}, more than {MAX_CHECKPOINT_INPUT:,} values "
+                  "per image")
+    try:  # max_bytes=0: sized on the meta device only (parameter count and tensor shapes)
+        size = inspect_model(name, params, tuple(shape), 1, max_bytes=0)
     except AelabError as err:
-        raise bad(f"has a model spec that cannot be built ({err})") from None
+        raise bad(f"has a model spec that cannot be built ({str(err).rstrip('.')})") from None
+    except Exception as err:  # a factory that trips over a strange spec: still the file's fault
+        raise bad(f"has a model spec that cannot be built ({type(err).__name__})") from None
     if size.parameters > MAX_CHECKPOINT_PARAMETERS:
-        raise bad(f"describes a model of {size.parameters:,} parameters")
+        raise bad(f"describes a model of {size.parameters:,} parameters, more than the "
+                  f"{MAX_CHECKPOINT_PARAMETERS:,} a checkpoint may hold")
     expected = size.shapes
     if expected != shapes:
         diff = next((k for k in sorted(set(expected) | set(shapes)) if expected.get(k) != shapes.get(k)), "?")
-        raise bad(f"does not match its model spec (tensor {diff!r}: file {shapes.get(diff)}, "
+        raise bad(f"does not match its model spec (tensor {short(diff)}: file {shapes.get(diff)}, "
                   f"model {expected.get(diff)})")
+    odd = next((k for k, t in dtypes.items() if t not in FLOAT_DTYPES), None)
+    if odd is not None:
+        raise bad(f"holds tensor {short(odd)} of type {dtypes[odd]}, not floating point")
     from safetensors.torch import load_file
 
-    model = create_model(name, tuple(shape), **params)
-    model.load_state_dict(load_file(str(path), device="cpu"))
+    try:
+        model = create_model(name, tuple(shape), **params)
+        model.load_state_dict(load_file(str(path), device="cpu"))
+    except AelabError as err:
+        raise bad(f"has a model spec that cannot be built ({str(err).rstrip('.')})") from None
+    except (RuntimeError, OSError) as err:  # the file changed under us, or a layer refused its input
+        raise bad(f"cannot be loaded ({' '.join(str(err).split())[:200]})") from None
     return model.to(device).eval()
 
 

@@ -7,7 +7,9 @@ import math
 import re
 
 from rich.cells import cell_len
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 @contextlib.contextmanager
@@ -25,9 +27,11 @@ def status(console, text: str):
 
 def print_data(console, info: dict) -> None:
     note = " (fallback: the requested data was not found)" if info.get("fallback_used") else ""
-    console.print(f"\n[bold]Data[/bold]: {info['dataset']}{note}, {info['n_images']:,} images of "
-                  f"shape {tuple(info['image_shape'])} from {info['source']}", highlight=False)
-    console.print("Split: " + ", ".join(f"{k} {v:,}" for k, v in info["splits"].items()))
+    # Dataset names, paths and class names come from the user's files: never rich markup.
+    console.print(f"\n[bold]Data[/bold]: {escape(str(info['dataset']))}{note}, {info['n_images']:,} "
+                  f"images of shape {tuple(info['image_shape'])} from {escape(str(info['source']))}",
+                  highlight=False)
+    console.print("Split: " + ", ".join(f"{k} {v:,}" for k, v in info["splits"].items()), markup=False)
     dist = info.get("distribution")
     if dist:
         console.print(distribution_table(dist))
@@ -42,7 +46,7 @@ def distribution_table(dist: dict) -> Table:
         table.add_column(subset, justify="right")
     names = [row[0] for row in next(iter(dist.values()), [])]
     for i, name in enumerate(names):
-        table.add_row(name, *(f"{rows[i][1]:,} {rows[i][2]:.1f}%" for rows in dist.values()))
+        table.add_row(Text(str(name)), *(f"{rows[i][1]:,} {rows[i][2]:.1f}%" for rows in dist.values()))
     sizes = [sum(r[1] for r in rows) for rows in dist.values()]
     grand = max(sum(sizes), 1)
     table.add_row("total", *(f"{n:,} {100 * n / grand:.1f}%" for n in sizes), style="bold")
@@ -97,7 +101,7 @@ class FittedTable:
         for h in self.headers:
             table.add_column(h, justify="left" if h in TEXT_COLUMNS else "right", no_wrap=True)
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*(Text(str(c)) for c in row))  # cells are data, not markup
         return table
 
     def _wide_width(self) -> int:
@@ -131,9 +135,9 @@ class FittedTable:
             table = Table(title=title, title_justify="left")
             table.add_column("", no_wrap=True, min_width=label_w)
             for name, _, w in chunk:
-                table.add_column(name, justify="right", min_width=w, overflow="fold")
+                table.add_column(Text(str(name)), justify="right", min_width=w, overflow="fold")
             for m, key in enumerate(keys):
-                table.add_row(key, *(cells[m] for _, cells, _ in chunk))
+                table.add_row(Text(str(key)), *(Text(str(cells[m])) for _, cells, _ in chunk))
             tables.append(table)
         return tables
 

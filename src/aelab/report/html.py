@@ -13,8 +13,9 @@ import csv
 import io
 import json
 import math
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AelabError
@@ -43,7 +44,15 @@ def read_metrics(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise AelabError(f"{Path(run_dir)} is not a finished aelab run folder (no metrics.json).")
-    return json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        why = " ".join(str(err).split())[:200]
+        raise AelabError(f"{path} cannot be read ({why}); it is damaged.") from None
+    runs = metrics.get("runs", []) if isinstance(metrics, dict) else None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise AelabError(f"{path} does not hold aelab results (a table with a list of runs).")
+    return metrics
 
 
 def _scalar(v) -> bool:
@@ -173,6 +182,16 @@ def _env():
                        trim_blocks=False, keep_trailing_newline=True)
 
 
+def _aggregates(groups: list[dict]) -> dict | None:
+    """Configurations repeated over seeds: n and mean ± std [95% CI] per final number."""
+    if not groups:
+        return None
+    from .console import aggregates_table
+
+    table = aggregates_table(groups)
+    return {"columns": table.headers, "rows": table.rows}
+
+
 def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
     """The HTML page of a run folder; ``metrics`` defaults to its metrics.json."""
     run_dir = Path(run_dir)
@@ -193,6 +212,7 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
         "distribution": _distribution(data.get("distribution") or {}),
         "model_summaries": list((metrics.get("model_summaries") or {}).items()),
         "results": _results(metrics.get("runs") or []),
+        "aggregates": _aggregates(metrics.get("aggregates") or []),
         "figures": _figures(run_dir, metrics.get("figures") or [], metrics.get("captions")),
         "quick": bool(metrics.get("quick")),
         "summary": "\n".join(metrics.get("summary") or []),
@@ -218,6 +238,8 @@ class Comparison:
     headers: list[str]
     rows: list[list[str]]
     out: Path  # the folder holding compare.html, loss_curves.png and compare.csv
+    aggregates: list = field(default_factory=list)  # configurations repeated over seeds
+    differences: list = field(default_factory=list)  # of two such configurations' means
 
 
 def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> Comparison:
@@ -239,7 +261,12 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
                 e["label"] = f"{d.name}/{e.get('label') or e.get('model') or '?'}"
             entries.append(e)
     out = Path(out) if out is not None else Path(f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(out) and not out.is_dir():
+        raise AelabError(f"--out {out} is a file, not a folder; pass a folder for the comparison.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AelabError(f"Cannot create {out} ({err.strerror or err}); pass another --out.") from None
     headers, rows = results_rows(entries)
 
     fig = loss_curves(entries, title="Learning curves: " + ", ".join(d.name for d in dirs))
@@ -261,11 +288,23 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
     w.writerows([[e.get(k, "") for k in keys] for e in entries])
     atomic_write(out / "compare.csv", text.getvalue())
 
+    from ..aggregate import aggregates, differences
+
+    groups = aggregates(entries)
+    diffs = differences(entries, groups)
     page = _env().get_template("compare.html.j2").render(
         dirs=[d.name for d in dirs], results=_results(entries), caption=figure_caption,
-        figure=base64.b64encode(buf.getvalue()).decode("ascii"))
+        figure=base64.b64encode(buf.getvalue()).decode("ascii"), aggregates=_aggregates(groups),
+        differences=[difference_line(d) for d in diffs])
     atomic_write(out / "compare.html", page)
-    return Comparison(entries, headers, rows, out)
+    return Comparison(entries, headers, rows, out, groups, diffs)
+
+
+def difference_line(d: dict) -> str:
+    """"val_loss: sparse - stacked = +0.0012 [-0.0003, +0.0027] (95% CI)"."""
+    ci = ("" if d["ci_low"] != d["ci_low"] else  # NaN: fewer than two runs or no spread
+          f" [{d['ci_low']:+.4g}, {d['ci_high']:+.4g}] (95% CI, Welch)")
+    return f"{d['metric']}: {d['second']} − {d['first']} = {d['difference']:+.4g}{ci}"
 
 
 def comparison_tables(comparison: Comparison, width: int) -> list:
