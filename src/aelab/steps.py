@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .errors import ConfigError
-from .params import validate
+from .params import listing, short, validate
 from .registry import STEPS
 
 Runs = Annotated[list[str] | None, Field(min_length=1, max_length=10_000, description=(
@@ -86,8 +86,8 @@ def check_steps(raw: list, runs: list, data) -> list[StepSpec]:
         params = validate(entry.fn, given, where)
         for name in params.get("runs") or []:
             if name not in known:
-                raise ConfigError(f"{where}.runs: no run or model named {name!r}; there are: "
-                                  f"{', '.join(sorted(known))}.")
+                raise ConfigError(f"{where}.runs: no run or model named {short(name)}; there are: "
+                                  f"{listing(sorted(known))}.")
         if "val" in entry.meta["needs"] and not data.has_val:
             raise ConfigError(f"{where} ({s['kind']}) needs a validation split, but data.split = "
                               f"{data.split} has none; give three weights (train, val, test).")
