@@ -74,3 +74,21 @@ def difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95)
     dof = (va + vb) ** 2 / (va**2 / (sa["n"] - 1) + vb**2 / (sb["n"] - 1))
     half = stats.t.ppf(0.5 + confidence / 2, dof) * se
     return {"difference": diff, "ci_low": diff - half, "ci_high": diff + half}
+
+
+def differences(entries: list[dict], groups: list[dict]) -> list[dict]:
+    """For exactly two repeated configurations: per shared metric, the second's mean minus the
+    first's with Welch's 95% interval (an interval that excludes 0 is a real difference)."""
+    if len(groups) != 2:
+        return []
+    by_name = {e.get("name"): e for e in entries}
+    a, b = groups
+    out = []
+    for key in a["metrics"]:
+        if key not in b["metrics"]:
+            continue
+        va = [_value(by_name[n], key) for n in a["runs"]]
+        vb = [_value(by_name[n], key) for n in b["runs"]]
+        out.append({"metric": key, "first": a["configuration"], "second": b["configuration"],
+                    **difference(va, vb)})
+    return out

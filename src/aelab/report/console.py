@@ -159,7 +159,7 @@ def wrap_name(name: str, width: int) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def mean_ci(stat: dict, spec: str = ".4f") -> str:
+def mean_ci(stat: dict, spec: str = ".4g") -> str:
     """``0.2192 ± 0.0012 [0.2177, 0.2207]``: mean ± std and the 95% interval of the mean."""
     return (f"{format(stat['mean'], spec)} ± {format(stat['std'], spec)} "
             f"[{format(stat['ci_low'], spec)}, {format(stat['ci_high'], spec)}]")
@@ -171,8 +171,8 @@ def aggregates_table(groups: list[dict]) -> FittedTable:
     keys: list[str] = []
     for g in groups:
         keys += [k for k in g["metrics"] if k not in keys]
-    rows = [[g["configuration"], str(g["n"]), *(mean_ci(g["metrics"][k], ".1f" if k == "seconds" else ".4f")
-                                               if k in g["metrics"] else "-" for k in keys)]
+    rows = [[g["configuration"], str(g["n"]), *(mean_ci(g["metrics"][k], ".4g") if k in g["metrics"] else "-"
+                                               for k in keys)]
             for g in groups]
     return FittedTable("Repeats: mean ± std [95% confidence interval]", ["configuration", "n", *keys], rows)
 

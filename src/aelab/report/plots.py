@@ -67,6 +67,41 @@ def _variant(entry: dict) -> str:
     return ", ".join(parts)
 
 
+def _repeats_as_means(panel: list[dict]) -> list[dict]:
+    """Runs that differ only by seed become one entry: the mean curve over the seeds (over the
+    runs that reached each epoch) with a ±1 std band; other runs pass through."""
+    groups: dict[str, list[dict]] = {}
+    for e in panel:
+        key = _variant(e) if "seed" in (e.get("sweep") or {}) else f"\0{e.get('name')}"
+        groups.setdefault(key, []).append(e)
+    out = []
+    for key, group in groups.items():
+        if len(group) < 2:
+            out.extend(group)
+            continue
+        n_epochs = max(len(e["history"]) for e in group)
+        history, band = [], {"train_loss": ([], []), "val_loss": ([], [])}
+        for i in range(n_epochs):
+            row = {"epoch": i + 1}
+            for k in band:
+                values = [e["history"][i].get(k) for e in group if i < len(e["history"])]
+                values = [v for v in values if v is not None and math.isfinite(v)]
+                if not values:
+                    continue
+                mean = sum(values) / len(values)
+                std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+                row[k] = mean
+                band[k][0].append(mean - std)
+                band[k][1].append(mean + std)
+            history.append(row)
+        band = {k: v for k, v in band.items() if len(v[0]) == n_epochs}
+        first = group[0]
+        out.append({**first, "name": f"{key or first.get('label', '')} (mean of {len(group)} seeds)",
+                    "history": history, "band": band, "best_epoch": None, "stopped_early": False,
+                    "status": "completed", "epochs_max": max(int(e.get("epochs_max") or 0) for e in group)})
+    return out
+
+
 def loss_name(entry: dict) -> str:
     """The run's loss for an axis label: metrics' ``loss_name``, else the model's ``loss``
     parameter or the registered default, else "loss"."""
@@ -120,6 +155,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
     for e in runs:
         key = e.get(panel_key) or e.get("label") or e.get("model") or e.get("name", "?")
         panels.setdefault(str(key), []).append(e)
+    panels = {k: _repeats_as_means(v) for k, v in panels.items()}
     if not panels:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
@@ -142,7 +178,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 0.4, 3.3 * nrows + 1.2),
                              sharey=share, squeeze=False, layout="constrained")
-    markers = {"best": False, "stopped": False, "diverged": False}
+    markers = {"best": False, "stopped": False, "diverged": False, "band": False}
     for ax, (panel, prs) in zip(axes.flat, panels.items()):
         last_epoch = 1
         penalty = False
@@ -156,6 +192,11 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
             ax.plot(epochs, train, "--", color=c, lw=1.3, **style)
             if has_val:
                 ax.plot(epochs, val, "-", color=c, lw=1.8, **style)
+            for key, alpha in (("val_loss", 0.25), ("train_loss", 0.1)):
+                if key in e.get("band", {}):
+                    lo, hi = e["band"][key]
+                    ax.fill_between(epochs, lo, hi, color=c, alpha=alpha, lw=0)
+                    markers["band"] = True
             curve = val if has_val else train
             penalty |= any(h.get("train_penalty") or 0 for h in hist)
             last_epoch = max(last_epoch, epochs[-1], int(e.get("epochs_max") or 0))
@@ -205,6 +246,10 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
         handles.append(Line2D([], [], color="0.3", marker="x", ls="", mew=2, label="stopped early"))
     if markers["diverged"]:
         handles.append(Line2D([], [], color="0.3", marker="*", ms=10, ls="", label="diverged"))
+    if markers["band"]:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="0.3", alpha=0.25, label="mean ± std over seeds"))
     legend = fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
                         fontsize=8, frameon=False)
     _literal(*legend.get_texts())
