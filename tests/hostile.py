@@ -19,14 +19,13 @@ from pathlib import Path
 
 import tomli_w
 
-BUILTINS = ("quickstart", "fashion-shoes", "keras-tour", "sparse-codes", "sparse-codes-fashion",
-            "conv-lr", "novelty")
+BUILTINS = tuple(__import__("aelab.config").config.builtin_studies())  # every built-in study
 DEEP = "__aelab_deep_nesting__"  # replaced in the TOML text by arrays nested very deep
 HUGE = 10**15
 
 NAMES = ["../x", "../../../../tmp/victim", "/abs/x", "/abs/dir/victim", "[/bold]", "[bold red]x[/]",
          "$\\alpha^$", "$x_{1}$", "", " ", ".", "..", ".hidden", "a/b", "a\\b", "C:\\x", "con",
-         "a" * 81, "a" * 300, "a" * 5000, "x.npz", "/dev/zero", "/proc/self/mem", "名前", "naïve", "é", "a b", "tab\tname", "new\nline", "nul\x00x",
+         "a" * 81, "a" * 300, "a" * 5000, "x.npz", "/dev/zero", "/proc/self/mem", "~nouser/x", "名前", "naïve", "é", "a b", "tab\tname", "new\nline", "nul\x00x",
          "-", "-dash", "x" * 80, "ok-name", "ok.name_1", "\u202eevil", "🙂", "%s%n", "{0}", "<b>x</b>",
          "&amp;", "'; drop", "~", "~/x", "nan", "inf"]
 NUMBERS = [0, 1, -1, 2, 3, -10**9, 10**9, 2**31, 2**63 - 1, -(2**63), 0.0, -0.0, 0.5, 1.5, -0.5,
@@ -258,7 +257,8 @@ def m_benign(rnd, d):
     elif choice == 4 and isinstance(d.get("data"), dict):
         d["data"]["split"] = rnd.choice([[5, 1], [1, 1, 1], "official", [5, 1, 1]])
         if rnd.random() < 0.5:
-            d["data"]["dataset"] = rnd.choice(["mnist-5k", "digits", "mnist", "fashion-mnist"])
+            d["data"]["dataset"] = rnd.choice(["mnist-5k", "digits", "mnist", "fashion-mnist", "~nouser/x",
+                                               "a" * 300, "/", "/etc/passwd", ".", "x.npz"])
             d["data"].pop("classes", None)
     elif choice == 5 and isinstance(d.get("steps"), list):
         kinds = ["reconstructions", "code_images", "latent_space", "denoising", "filters", "sparsity",

@@ -305,6 +305,26 @@ def test_cuda_without_a_gpu_is_refused_at_load(tmp_path):
             change=lambda d: d["train"].update(device="cuda"))
 
 
+@pytest.mark.parametrize("dataset", ["~nouser/x", "/etc/passwd", "missing.npz", "/" + "a" * 300])
+def test_dataset_paths_that_cannot_be_read(tmp_path, dataset):
+    """A dataset that looks like a path is checked when the data load (before any folder):
+    one sentence, exit 2, nothing written."""
+    s = study(tmp_path, change=lambda d: d["data"].update(dataset=dataset))
+    assert s.data.dataset == dataset
+    path = tmp_path / "study.toml"
+    before = tree(tmp_path)
+    line = one_line_exit_2(cli.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")]))
+    assert re.search(r"cannot be read as a path|neither a \.npz file nor a folder|does not exist|"
+                     r"not a known dataset", line), line
+    assert tree(tmp_path) == before
+
+
+def test_a_long_dataset_name_is_refused_shortly(tmp_path):
+    text = refused(tmp_path, r"data\.dataset = 'aaa.*\.\.\. is not a known dataset",
+                   change=lambda d: d["data"].update(dataset="a" * 300))
+    assert len(text) < 300
+
+
 def test_show_runs_the_same_checks(tmp_path):
     path = tmp_path / "s.toml"
     d = read_study_file("sparse-codes")[0]

@@ -339,7 +339,13 @@ def load_dataset(name: str, part: str = "all", data_dir: str | Path | None = Non
     key = str(name).strip().lower()
     if key in DATASETS:
         return DATASETS.get(key).fn(part=part, data_dir=data_dir, download=download, progress=progress)
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+        path.is_dir()  # a name too long for the file system raises here
+    except (RuntimeError, OSError) as err:  # ~user that does not exist, or the name is too long
+        why = "no such user's home folder" if isinstance(err, RuntimeError) else err.strerror or "bad path"
+        raise DataError(f"Dataset {str(name)[:80]!r} cannot be read as a path ({why}); use one of "
+                        f"{', '.join(DATASETS.names())}, a .npz file or a folder of images.") from None
     if path.is_dir():
         return Dataset(path.name, *read_image_folder(path), str(path))
     if path.is_file():
@@ -353,8 +359,12 @@ def load_dataset(name: str, part: str = "all", data_dir: str | Path | None = Non
 
 
 def _looks_like_path(s: str) -> bool:
-    return (any(c in s for c in ("/", "\\", os.sep)) or s.lower().endswith(".npz")
-            or s.startswith(("~", ".")) or Path(s).expanduser().exists())
+    if any(c in s for c in ("/", "\\", os.sep)) or s.lower().endswith(".npz") or s.startswith(("~", ".")):
+        return True
+    try:
+        return Path(s).exists()
+    except OSError:  # a name too long for the file system is no file of ours
+        return False
 
 
 # ---------------------------------------------------------------- aelab data
@@ -539,11 +549,12 @@ def _is_number(v) -> bool:
 def check_dataset_name(value, key: str) -> None:
     """A dataset as a study names it (``key`` is its key path, e.g. "data.dataset"): a known
     name or something that looks like a path; checked at load time, the file itself later."""
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key} = {value!r} is empty; name a dataset ({', '.join(DATASETS.names())}), "
+        raise ConfigError(f"{key} = {shown} is empty; name a dataset ({', '.join(DATASETS.names())}), "
                           "a .npz file or a folder of images.")
     if value.strip().lower() not in DATASETS and not _looks_like_path(value.strip()):
-        raise ConfigError(f"{key} = {value!r} is not a known dataset; use one of "
+        raise ConfigError(f"{key} = {shown} is not a known dataset; use one of "
                           f"{', '.join(DATASETS.names())}, a .npz file or a folder of images.")
 
 
