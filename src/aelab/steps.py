@@ -511,10 +511,27 @@ def accuracy_vs_k(ctx):
 
 
 def _check_novelty(params, runs, data, where) -> None:
-    from .data import check_dataset_name
+    """For built-in datasets the classes are known at load: the scored set must hold the
+    training classes, and some classes must be left out of training to be novel."""
+    from .data import DATASETS, _class_indices, check_dataset_name
 
     if params["dataset"] is not None:
         check_dataset_name(params["dataset"], f"{where}.dataset")
+    trained, scored = (DATASETS.get(n.strip().lower()) if n.strip().lower() in DATASETS else None
+                       for n in (data.dataset, params["dataset"] or data.dataset))
+    if trained is None or scored is None:
+        return  # a file or folder: its classes are known when it is read
+    names = trained.meta["classes"]
+    if data.classes is not None:
+        names = [names[i] for i in sorted(_class_indices(data.classes, names, trained.name, ConfigError))]
+    lower = [c.lower() for c in scored.meta["classes"]]
+    missing = [c for c in names if c.lower() not in lower]
+    if missing:
+        raise ConfigError(f"{where} (novelty) scores {scored.name}, whose classes do not include the "
+                          f"training classes {', '.join(missing[:5])}; score a dataset with the same classes.")
+    if len(names) == len(lower):
+        raise ConfigError(f"{where} (novelty) needs classes left out of training to score as novel, but "
+                          f"the study trains on all {len(names)} classes of {trained.name}; set data.classes.")
 
 
 @register_step("novelty", check=_check_novelty)
