@@ -123,6 +123,17 @@ def test_bad_novelty_settings(tmp_path, key, value, pattern):
     refused(tmp_path, pattern, name="novelty", change=lambda d: step_of(d, "novelty").update({key: value}))
 
 
+def test_novelty_classes_are_checked_at_load(tmp_path):
+    """Knowable before training for built-in datasets: something must be left out of training
+    to be novel, and the scored dataset must hold the training classes."""
+    refused(tmp_path, r"steps\[\d+\] \(novelty\) needs classes left out of training.*all 10 classes of "
+            r"mnist-5k; set data\.classes", change=lambda d: d["steps"].append({"kind": "novelty"}))
+    refused(tmp_path, r"\(novelty\) scores digits, whose classes do not include the training classes "
+            r"Sandal, Sneaker, Ankle boot", name="novelty",
+            change=lambda d: step_of(d, "novelty").update(dataset="digits"))
+    assert study(tmp_path, "novelty", change=lambda d: d["data"].update(dataset="mnist", classes=[1, 2]))
+
+
 @pytest.mark.parametrize("name, kind, key, value, pattern", [
     ("quickstart", "reconstructions", "n", 0, r"steps\[\d+\]\.n = 0 is not allowed: it should be greater than or equal to 1"),
     ("sparse-codes", "linear_probe", "Cs", [-1], r"steps\[\d+\]\.Cs\[0\] = -1 is not allowed: it should be greater than 0"),

@@ -99,7 +99,7 @@ class FittedTable:
     def _wide(self) -> Table:
         table = Table(title=self.title, title_justify="left")
         for h in self.headers:
-            table.add_column(h, justify="left" if h in TEXT_COLUMNS else "right", no_wrap=True)
+            table.add_column(Text(str(h)), justify="left" if h in TEXT_COLUMNS else "right", no_wrap=True)
         for row in self.rows:
             table.add_row(*(Text(str(c)) for c in row))  # cells are data, not markup
         return table
