@@ -62,12 +62,17 @@ def _part(key: str, value) -> str:
     return f"-{alias}{'_' if alias[-1].isdigit() else ''}{_fmt(value)}"
 
 
+def _sweeps(target, table, where: str) -> list[str]:
+    """The swept keys of a table (a list where one value is expected); checks nothing else."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {short(table)}.")
+    return [k for k, v in table.items() if _is_sweep(v, is_list_setting(target, k))]
+
+
 def check_values(target, table: dict, where: str) -> list[str]:
     """Each value (each swept value on its own) against its declaration, naming its key;
     returns the swept keys (a list where one value is expected)."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table, got {short(table)}.")
-    sweeps = [k for k, v in table.items() if _is_sweep(v, is_list_setting(target, k))]
+    sweeps = _sweeps(target, table, where)
     for key, value in table.items():
         if key in sweeps and not value:
             raise ConfigError(f"{key_text(f'{where}.{key}')} = [] is an empty sweep; give at least one value.")
@@ -77,14 +82,17 @@ def check_values(target, table: dict, where: str) -> list[str]:
 
 
 def expand(models: list, train: dict, seed, max_runs: int = 1000) -> list[RunSpec]:
-    """The runs of ``models`` (config.ModelEntry) under the study's ``train`` table and seed."""
-    train_sweeps = check_values(TrainConfig, train, "train")
+    """The runs of ``models`` (config.ModelEntry) under the study's ``train`` table and seed.
+
+    The number of runs is counted, and capped, before any value is checked or run made: a
+    200×200×200 sweep is refused at once."""
+    train_sweeps = _sweeps(TrainConfig, train, "train")
     groups, total = [], 0
     for i, m in enumerate(models):
         where = f"models[{i}]"
         fn = MODELS.get(m.model, where=f"{where}.model").fn
-        p_sweeps = check_values(fn, m.params, f"{where}.params")
-        own = check_values(TrainConfig, m.train, f"{where}.train")
+        p_sweeps = _sweeps(fn, m.params, f"{where}.params")
+        own = _sweeps(TrainConfig, m.train, f"{where}.train")
         merged = {**train, **m.train}
         merged.setdefault("seed", seed)
         t_sweeps = [k for k in merged if k in own or (k not in m.train and k in train_sweeps)
@@ -96,9 +104,13 @@ def expand(models: list, train: dict, seed, max_runs: int = 1000) -> list[RunSpe
             raise ConfigError(f"The study expands into more than {max_runs:,} runs ({where} alone "
                               f"gives {count:,}); shorten the sweeps, or raise the limit with "
                               "AELAB_MAX_RUNS if you mean it.")
-        groups.append((i, m, p_sweeps, merged, t_sweeps))
+        groups.append((i, m, fn, p_sweeps, merged, t_sweeps))
+    check_values(TrainConfig, train, "train")
+    for i, m, fn, _, _, _ in groups:
+        check_values(fn, m.params, f"models[{i}].params")
+        check_values(TrainConfig, m.train, f"models[{i}].train")
     runs = []
-    for i, m, p_sweeps, merged, t_sweeps in groups:
+    for i, m, _, p_sweeps, merged, t_sweeps in groups:
         where = f"models[{i}]"
         for p_combo in _product(m.params, p_sweeps):
             params = {**m.params, **p_combo}
@@ -109,10 +121,11 @@ def expand(models: list, train: dict, seed, max_runs: int = 1000) -> list[RunSpe
                 slug(name, f"{where} (run name {name!r})")
                 cfg = validate(TrainConfig, {**merged, **t_combo}, f"{where}.train")
                 runs.append(RunSpec(name, m.name, m.model, params, cfg, sweep, where))
-    names = [r.name for r in runs]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup:
-        raise ConfigError(f"Two runs would both be named {dup!r}; rename a [[models]] entry.")
+    seen: set[str] = set()
+    for r in runs:
+        if r.name in seen:
+            raise ConfigError(f"Two runs would both be named {r.name!r}; rename a [[models]] entry.")
+        seen.add(r.name)
     return runs
 
 
