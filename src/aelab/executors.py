@@ -83,6 +83,13 @@ def run_local(tasks: list, splits: dict, emit: Emit) -> None:
         train_run(spec, splits, resume, emit)
 
 
+def estimated_cost(spec, n_train: int) -> float:
+    """A run's relative training time, for scheduling: its steps, each a fixed overhead plus
+    work per image (about 64 images' worth of work per step on a CPU)."""
+    steps = -(-n_train // spec.train.batch_size)
+    return spec.train.epochs * (steps + n_train / 64)
+
+
 def default_jobs(specs: list, cores: int | None = None) -> tuple[int, int]:
     """``--jobs auto``: (workers, threads each). Small batches keep a step overhead-bound, so one
     thread does as well as two and runs are better spread one per core; large batches use the

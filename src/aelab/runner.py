@@ -185,6 +185,9 @@ class _Session:
             jobs, auto_threads = executors.default_jobs([s for s, _ in tasks])
             threads = threads or auto_threads
         jobs = max(1, min(int(jobs), len(tasks) or 1))
+        if jobs > 1 or executor == "ray":  # longest first: the last run to start is a short one
+            n = len(self.splits["train"])
+            tasks.sort(key=lambda t: -executors.estimated_cost(t[0], n))
         if executor == "ray":
             executors.check_ray()
         self._write_progress()
