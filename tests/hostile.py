@@ -19,7 +19,9 @@ from pathlib import Path
 
 import tomli_w
 
-BUILTINS = tuple(__import__("aelab.config").config.builtin_studies())  # every built-in study
+from aelab.config import builtin_studies
+
+BUILTINS = tuple(builtin_studies())  # every built-in study
 DEEP = "__aelab_deep_nesting__"  # replaced in the TOML text by arrays nested very deep
 HUGE = 10**15
 

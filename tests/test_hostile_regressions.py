@@ -624,6 +624,16 @@ def test_a_full_disk_keeps_finished_work_and_says_so(tmp_path, monkeypatch):
     assert [r["name"] for r in runs] == ["a", "b"]
 
 
+@pytest.mark.parametrize("resume_json", ["[1]", '{"data_dir": 5}', '{"quick": "yes"}', "{bad", "[" * 100_000])
+def test_resume_of_a_damaged_folder(tmp_path, resume_json):
+    folder = tmp_path / "out.incomplete"
+    folder.mkdir()
+    (folder / "study.toml").write_text(tiny(tmp_path).read_text())
+    (folder / "resume.json").write_text(resume_json)
+    line = one_line_exit_2(cli.invoke(app, ["run", "--resume", str(folder)]))
+    assert "resume.json" in line and "cannot be resumed" in line, line
+
+
 def test_report_on_a_truncated_metrics_json(tmp_path, finished):
     import shutil
 

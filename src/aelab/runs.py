@@ -53,6 +53,25 @@ def _os_error(err: OSError, what: str, advice: str = "pass another --out") -> Fo
     return FolderError(f"Cannot {what} ({reason}); {advice}.")
 
 
+# resume.json: what `aelab run --resume` needs besides study.toml, with the types it must have.
+RESUME_FIELDS = {"study": str, "source": str, "quick": bool, "data_dir": (str, type(None)), "started": str}
+
+
+def _check_resume_json(path: Path) -> dict:
+    """The resume.json of an unfinished folder, or one sentence saying why it cannot be used."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise FolderError(f"{path} cannot be read ({' '.join(str(err).split())[:200]}), so the study "
+                          "cannot be resumed.") from None
+    if not isinstance(state, dict):
+        raise FolderError(f"{path} is damaged (not a JSON object), so the study cannot be resumed.")
+    bad = next((k for k, t in RESUME_FIELDS.items() if k in state and not isinstance(state[k], t)), None)
+    if bad is not None:
+        raise FolderError(f"{path} is damaged ({bad} has the wrong type), so the study cannot be resumed.")
+    return state
+
+
 class _Lock:
     """An exclusive lock on ``<folder>/.lock``, held while a process writes the folder; the OS
     releases it if the process dies, so a killed run never leaves a stale lock."""
@@ -165,6 +184,7 @@ class RunFolder:
                               f"{path} is not one.")
         if not (path / "study.toml").is_file() or not (path / "resume.json").is_file():
             raise FolderError(f"{path} has no study.toml and resume.json, so it cannot be resumed.")
+        _check_resume_json(path / "resume.json")
         final = path.with_name(path.name[: -len(INCOMPLETE)])
         if os.path.lexists(final):
             raise FolderError(f"{final} exists already, so {path} cannot be finished there; move one away.")
@@ -262,7 +282,8 @@ def read_metrics(path: str | Path) -> dict:
         data = json.loads(metrics.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise AelabError(f"{metrics} cannot be read ({err}); it is damaged.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("runs", []), list):
+    if (not isinstance(data, dict) or not isinstance(data.get("runs", []), list)
+            or not all(isinstance(r, dict) for r in data.get("runs", []))):
         raise AelabError(f"{metrics} does not hold aelab results (no list of runs).")
     return data
 
