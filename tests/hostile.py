@@ -351,17 +351,20 @@ def _raw_file(rnd: random.Random, d: dict, what: list[str]) -> dict[str, bytes]:
     return {"study.toml": b"\xef\xbb\xbf" + text.encode()}  # a BOM is fine
 
 
-def make_case(rnd: random.Random, base: dict | None = None) -> Case:
+def make_case(rnd: random.Random, base: dict | None = None, benign: bool = False) -> Case:
     """One hostile case: a built-in study's table with 1-3 mutations (sometimes a file-level
-    one), loaded with or without --quick and with a few --set overrides."""
+    one), loaded with or without --quick and with a few --set overrides. ``benign``: only the
+    changes a careful user makes (most load, and must then train), no file-level mutation."""
     from aelab.config import read_study_file
 
     what = [rnd.choice(BUILTINS)] if base is None else ["given"]
     d = copy.deepcopy(base if base is not None else read_study_file(what[0])[0])
     for _ in range(rnd.randrange(1, 4)):
-        m = rnd.choice(MUTATIONS)
+        m = m_benign if benign else rnd.choice(MUTATIONS)
         what.append(m.__name__)
         m(rnd, d)
+    if benign:
+        return Case({"study.toml": _toml(d).encode()}, quick=rnd.random() < 0.4, what=what)
     if rnd.random() < 0.1:
         files = _raw_file(rnd, d, what)
     else:
