@@ -68,9 +68,10 @@ def run_study(study, out: str | Path | None = None, *, data_dir=None, console=No
 
     if isinstance(study, str):
         study = load_study(study)
+    target = RunFolder.check_target(out if out is not None else RunFolder.default_name(study.name, runs_root))
     session = _Session(study, console or _console(quiet), quiet, data_dir, track, track_uri)
-    session.prepare()
-    folder = RunFolder.create(out if out is not None else RunFolder.default_name(study.name, runs_root))
+    session.prepare()  # the data and what needs them: still nothing written
+    folder = RunFolder.create(target)
     try:
         import tomli_w
 
