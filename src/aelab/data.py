@@ -346,7 +346,7 @@ def load_dataset(name: str, part: str = "all", data_dir: str | Path | None = Non
         raise DataError(f"Dataset {str(name)[:80]!r} cannot be read as a path ({why}); use one of "
                         f"{', '.join(DATASETS.names())}, a .npz file or a folder of images.") from None
     if path.is_dir():
-        return Dataset(path.name, *read_image_folder(path), str(path))
+        return Dataset(path.resolve().name or str(path), *read_image_folder(path), str(path))
     if path.is_file():
         if path.suffix.lower() == ".npz":
             return Dataset(path.stem, *read_npz(path), str(path))

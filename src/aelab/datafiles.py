@@ -251,8 +251,12 @@ def _imread(f: Path, n: int, first: tuple[Path, tuple] | None) -> np.ndarray:
 def read_image_folder(path: Path) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """(images, labels, class names) of a folder of PNG/JPEG images, one subfolder per class
     (labels in sorted subfolder order), or images directly in it (unlabelled)."""
-    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    groups = [(c.name, sorted(c.iterdir())) for c in classes] or [("", sorted(path.iterdir()))]
+    try:
+        classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        groups = [(c.name, sorted(c.iterdir())) for c in classes] or [("", sorted(path.iterdir()))]
+    except OSError as err:  # an unreadable subfolder, a folder removed meanwhile
+        raise DataError(f"Folder {err.filename or path} cannot be read ({err.strerror or err}); "
+                        "make it readable or point data.dataset elsewhere.") from None
     files = [(label, f) for label, (_, fs) in enumerate(groups) for f in fs
              if f.suffix.lower() in (".png", ".jpg", ".jpeg") and not f.name.startswith(".")]
     if not files:
