@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+
 def _num(v) -> str:
     return "nan" if v is None else (f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v))
 
@@ -56,7 +57,13 @@ class RunDisplay:
 
     def __enter__(self):
         if self.bars:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
