@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import operator
 import re
 import types
 import typing
@@ -66,7 +67,7 @@ def _pydantic_type(tp):
     if origin is Annotated:
         return Annotated[(_pydantic_type(args[0]), *tp.__metadata__)]
     if origin in (typing.Union, types.UnionType):
-        return typing.Union[tuple(_pydantic_type(a) for a in args)]
+        return functools.reduce(operator.or_, (_pydantic_type(a) for a in args))
     return tp
 
 

@@ -11,6 +11,7 @@ last finished epoch, and the result is the same as an uninterrupted run of the s
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -20,6 +21,7 @@ from .errors import AelabError, ConfigError
 from .records import RunRecord, dumps
 
 __all__ = ["run_study", "resume_study", "StudyFailed", "load_run"]
+
 
 class StudyFailed(AelabError):
     """Every run failed, or a step did: the folder stays ``.incomplete`` with the reasons."""
@@ -96,23 +98,21 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
     from .config import build_study, parse_toml
     from .runs import RunFolder, read_metrics
 
-    folder = RunFolder.open(path)
+    folder = RunFolder.open(path)  # checks resume.json and study.toml are there and sound
     try:
         state = json.loads((folder.path / "resume.json").read_text())
         study = build_study(parse_toml(folder.path / "study.toml"), state.get("source", ""),
                             quick=bool(state.get("quick")))
-        data_dir = data_dir or state.get("data_dir")
         finished = {}
         if (folder.path / "metrics.json").is_file():
             for entry in read_metrics(folder.path).get("runs", []):
                 rec = RunRecord.from_json(entry)
                 if rec.finished and any(s.name == rec.name for s in study.runs):
                     finished[rec.name] = rec
-        session = _Session(study, console or _console(quiet), quiet, data_dir, track, track_uri)
+        session = _Session(study, console or _console(quiet), quiet, data_dir or state.get("data_dir"),
+                           track, track_uri)
         session.prepare()
         return session.execute(folder, finished, jobs, threads, executor, ray_address)
-    except (OSError, json.JSONDecodeError) as err:
-        raise AelabError(f"{path} cannot be resumed ({err}).") from None
     except BaseException as err:
         err.run_folder = folder.path
         raise
@@ -174,8 +174,7 @@ class _Session:
 
         study, console = self.study, self.console
         self.folder, self.records = folder, dict(finished)
-        trackers = open_trackers(self.track, self.track_uri, study, self.info, folder, console)
-        self.trackers = trackers
+        self.trackers = open_trackers(self.track, self.track_uri, study, self.info, folder, console)
         tasks = []
         for spec in study.runs:
             if spec.name in finished:
@@ -198,8 +197,6 @@ class _Session:
                 for spec in study.runs:
                     if spec.name in finished:
                         self.display.end(finished[spec.name], kept=True)
-                import os
-
                 cores = os.cpu_count() or 1
                 if executor == "ray":  # a task per run, one CPU each unless --threads says
                     executors.run_ray(tasks, self.splits, self._on_event, threads or 1, ray_address)
@@ -215,9 +212,11 @@ class _Session:
         finally:
             console.export_text(clear=True)  # the live display is not part of console.log
             self._write_progress()
-        for t in trackers:
+        for t in self.trackers:
             t.close_runs()
-        return self._finish(trackers)
+        self.execution = {"executor": executor, "jobs": jobs,
+                          "threads per run": threads or (1 if executor == "ray" else max(1, cores // jobs))}
+        return self._finish()
 
     def _on_event(self, kind: str, name: str, payload) -> None:
         spec = next(s for s in self.study.runs if s.name == name)
@@ -270,7 +269,7 @@ class _Session:
 
     # -------------------------------------------------------------- steps and the report
 
-    def _finish(self, trackers) -> Path:
+    def _finish(self) -> Path:
         from .aggregate import aggregates
         from .registry import STEPS
         from .report.console import print_results
@@ -301,7 +300,8 @@ class _Session:
         complete = not failures and any(r.status != "failed" for r in records)
         metrics = self._metrics(complete, {
             "summary": ctx.summary, "figures": ctx.figures, "captions": ctx.captions,
-            "model_summaries": self.summaries, "aggregates": groups, "environment": _environment()})
+            "model_summaries": self.summaries, "aggregates": groups,
+            "environment": {**_environment(), **self.execution}})
         metrics["runs"] += ctx.baselines
         where = folder.final if complete else folder.path
         console.print(f"\nRun folder: {where} (open report.html in a browser)", markup=False, highlight=False)
@@ -309,7 +309,7 @@ class _Session:
         folder.write("history.csv", data=history_csv(metrics["runs"]))
         folder.write("console.log", data=self._log(console.export_text(clear=True)))
         write_report(folder.path, json.loads(dumps(metrics)))
-        for t in trackers:
+        for t in self.trackers:
             t.finish(folder.path, metrics)
         if not complete:
             reason = failures[0] if failures else f"all {len(records)} runs failed (first: {records[0].reason})"
