@@ -35,11 +35,19 @@ def test_sparse_codes_quick_runs_end_to_end(tmp_path):
         if name == "raw-pixels":
             assert "history" not in e and "finetune_accuracy" not in e
             continue
-        assert 0 <= e["finetune_accuracy"] <= 1
-        assert set(e["per_class_accuracy"]) == set(classes)
+        # Overall and per-class accuracy, the confusion matrix and the last logged epoch agree.
+        cm = np.array(e["confusion"])
+        assert cm.sum() == m["dataset"]["splits"]["test"]
+        assert e["finetune_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+        assert e["finetune_history"][-1]["test_accuracy"] == pytest.approx(e["finetune_accuracy"])
+        assert [e["per_class_accuracy"][c] for c in classes] == pytest.approx(cm.diagonal() / cm.sum(1))
         assert len(e["finetune_history"]) == 2  # [quick.steps.finetune] epochs = 2
-        assert 0 <= e["active_fraction"] <= 1
+        assert e["finetune_network"] == "784-512-10-10"
+        assert e["dead_units"] <= e["code_size"] == 512
     assert [runs[f"ksparse-k{k}"]["k"] for k in (10, 25, 40, 70)] == [10, 25, 40, 70]
+    for k in (10, 25, 40, 70):  # encoding keeps alpha·k = 3k of the 512 units, no more
+        assert runs[f"ksparse-k{k}"]["active_fraction"] <= 3 * k / 512
+    assert runs["raw-pixels"]["probe_accuracy"] > 0.5  # ten classes: chance is 0.1
     figures = {p.stem for p in (folder / "figures").iterdir()}
     assert {"accuracy_vs_k", "confusion-kl", "filters-ksparse-k25", "loss_curves"} <= figures
     log = (folder / "console.log").read_text()
