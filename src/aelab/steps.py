@@ -398,28 +398,32 @@ def finetune(ctx, runs: Runs = None,
     matrix figure per run and a per-class table."""
     from rich.table import Table
 
-    from .evaluate import accuracy_report
+    from .evaluate import accuracy_report, encode
     from .evaluate import finetune as train_classifier
     from .report.plots import confusion_matrix
 
     head = [10] if head is None else head
     train, test = ctx.splits["train"], _eval_split(ctx)
     names = test.class_names
-    table = Table(title="Fine-tuned classifiers: test accuracy per class", title_justify="left")
+    table = Table()  # titled by a line of its own: a title wraps to the width of a narrow table
     table.add_column("class")
     per_class = {}
     lines = [f"Fine-tuned classifier (encoder + head {head} + softmax, {epochs} epochs, test accuracy):"]
     for r, model in _evaluated(ctx, runs):
-        ctx.console.print(f"\nFine-tuning {r.name}: encoder + head {head} → {len(names)} classes",
-                          markup=False, highlight=False)
+        # The classifier's layer sizes, input to classes: 784-30-10-10 for a 30-unit code, head [10].
+        network = "-".join(map(str, [train.x[0].numel(), encode(model, train.x[:1]).shape[1], *head,
+                                     len(names)]))
+        ctx.console.print(f"\nFine-tuning {r.name}: the {network} network (encoder + head {head} + "
+                          f"softmax over {len(names)} classes)", markup=False, highlight=False)
         res = train_classifier(model, train, test, len(names), head, epochs, batch_size,
                                learning_rate, seed=r.seed,
                                log=lambda line: ctx.console.print(line, markup=False, highlight=False))
         rep = accuracy_report(test.y, res["predictions"], names)
         r.metrics.update(finetune_accuracy=res["accuracy"], per_class_accuracy=rep["per_class_accuracy"],
-                         confusion=rep["confusion"], finetune_history=res["history"])
+                         confusion=rep["confusion"], finetune_history=res["history"],
+                         finetune_network=network)
         per_class[r.name] = rep["per_class_accuracy"]
-        lines.append(_line(r.name, {"accuracy": res["accuracy"]}))
+        lines.append(_line(r.name, {"network": network, "accuracy": res["accuracy"]}))
         if confusion:
             fig = confusion_matrix(rep["confusion"], names,
                                    f"{r.name} fine-tuned: accuracy {res['accuracy']:.4f}")
@@ -431,6 +435,7 @@ def finetune(ctx, runs: Runs = None,
     for name in names:
         table.add_row(name, *(f"{pc[name]:.4f}" for pc in per_class.values()))
     if per_class:
+        ctx.console.print("\nFine-tuned classifiers: test accuracy per class", markup=False, highlight=False)
         ctx.console.print(table)
         ctx.summary.extend(lines)
 
