@@ -43,7 +43,7 @@ class StudyContext:
 
     def selected(self, runs: list[str] | None = None) -> list:
         """Records named by run or model-entry name (all runs by default), in study order."""
-        return [r for r in self.records if runs is None or r.name in runs or r.label in runs]
+        return [r for r in self.records if runs is None or set(names(r)) & set(runs)]
 
     def trained(self, runs: list[str] | None = None) -> list:
         """(record, model) of the selected runs that trained to a usable model."""
@@ -66,6 +66,14 @@ def register_step(name: str, needs: tuple[str, ...] = (), check=None):
     return STEPS.register(name, needs=needs, check=check)
 
 
+def names(run) -> tuple[str, ...]:
+    """What a step's ``runs`` may call a run (a plan.RunSpec or records.RunRecord): its name,
+    its [[models]] entry, and its name without the seed, which selects every seed of a
+    repeated run (``stacked-bs256`` for ``stacked-bs256-seed0`` ... ``-seed4``)."""
+    base = run.name.rsplit("-seed", 1)[0] if "seed" in run.sweep else run.name
+    return (run.name, run.label, base)
+
+
 @dataclass
 class StepSpec:
     kind: str  # a registered step, e.g. "loss_curves"
@@ -75,7 +83,7 @@ class StepSpec:
 
 def check_steps(raw: list, runs: list, data) -> list[StepSpec]:
     """The [[steps]] of a study, each checked against its declaration and the planned runs."""
-    known = {r.name for r in runs} | {r.label for r in runs}
+    known = {n for r in runs for n in names(r)}
     out = []
     for i, s in enumerate(raw):
         where = f"steps[{i}]"
