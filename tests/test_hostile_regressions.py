@@ -101,7 +101,8 @@ def test_step_defaults_select_runs_after_a_sweep(tmp_path):
 
     s = study(tmp_path, "keras-tour", overrides=["train.batch_size=[128, 256]"] + [
         f"models.{m}.train.batch_size=[64, 128]" for m in ("conv", "denoising", "vae")])
-    ctx = StudyContext(s, {}, [SimpleNamespace(name=r.name, label=r.label) for r in s.runs], {}, None, None)
+    ctx = StudyContext(s, {}, [SimpleNamespace(name=r.name, label=r.label, sweep=r.sweep) for r in s.runs],
+                       {}, None, None)
     for step in s.steps:
         if step.kind in ("code_images", "latent_space", "denoising"):
             chosen = [r.name for r in ctx.selected(step.params["runs"])]
