@@ -257,3 +257,24 @@ def test_jobs_auto_shares_the_cores():
     assert default_jobs(specs(32), cores=8) == (1, 8)  # one run: all cores to it
     jobs, threads = default_jobs(specs(*[32] * 10), cores=8)
     assert jobs * threads <= 8 and jobs > 1
+
+
+def test_resume_works_with_jobs(tmp_path, baseline, monkeypatch):
+    """Interrupted while two worker processes train, resumed with --jobs 2: the same numbers."""
+    from aelab import runner
+
+    real = runner._Session._on_event
+
+    def on_event(self, kind, name, payload):
+        real(self, kind, name, payload)
+        if kind == "epoch" and name == "b" and payload["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner._Session, "_on_event", on_event)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True, jobs=2, threads=1)
+    part = tmp_path / "run.incomplete"
+    assert (part / "resume" / "b.safetensors").is_file()
+    monkeypatch.setattr(runner._Session, "_on_event", real)
+    out = resume_study(part, quiet=True, jobs=2, threads=1)
+    assert_same_results(runs_of(baseline), runs_of(out))
