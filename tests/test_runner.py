@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from aelab import runner
 from aelab.config import load_study
 from aelab.errors import AelabError, ConfigError
 from aelab.runner import StudyFailed, resume_study, run_study
@@ -63,6 +64,19 @@ def assert_same_results(a, b):
             for key in ("train_loss", "val_loss"):
                 assert ea[key] == pytest.approx(eb[key], abs=1e-6), (ra["name"], ea["epoch"], key)
         assert ra["test_loss"] == pytest.approx(rb["test_loss"], abs=1e-6)
+
+
+def interrupt_after(monkeypatch, run: str, epoch: int):
+    """Ctrl-C as the runner records ``epoch`` of ``run``; returns the real event handler."""
+    real = runner._Session._on_event
+
+    def on_event(self, kind, name, payload):
+        real(self, kind, name, payload)
+        if kind == "epoch" and name == run and payload["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner._Session, "_on_event", on_event)
+    return real
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +158,7 @@ def test_an_interrupted_study_keeps_its_finished_runs_and_resumes_to_the_same_nu
     """Ctrl-C (or SIGTERM) in the second run, after its second epoch: the folder is visible as
     .incomplete, holds the first run complete and the second's resume state; resuming gives
     the numbers of the uninterrupted run."""
-    from aelab import runner
-
-    real = runner._Session._on_event
-
-    def on_event(self, kind, name, payload):
-        real(self, kind, name, payload)
-        if kind == "epoch" and name == "b" and payload["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner._Session, "_on_event", on_event)
+    real = interrupt_after(monkeypatch, "b", 2)
     with pytest.raises(KeyboardInterrupt) as info:
         run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True)
     part = tmp_path / "run.incomplete"
@@ -261,16 +266,7 @@ def test_jobs_auto_shares_the_cores():
 
 def test_resume_works_with_jobs(tmp_path, baseline, monkeypatch):
     """Interrupted while two worker processes train, resumed with --jobs 2: the same numbers."""
-    from aelab import runner
-
-    real = runner._Session._on_event
-
-    def on_event(self, kind, name, payload):
-        real(self, kind, name, payload)
-        if kind == "epoch" and name == "b" and payload["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner._Session, "_on_event", on_event)
+    real = interrupt_after(monkeypatch, "b", 3)
     with pytest.raises(KeyboardInterrupt):
         run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True, jobs=2, threads=1)
     part = tmp_path / "run.incomplete"
