@@ -75,13 +75,6 @@ def test_summary_leaves_the_model_in_its_mode():
     assert not model.training
 
 
-def test_the_old_summary_name_still_gives_the_summary():
-    from aelab.models import summary
-
-    model = create_model("stacked-sparse")
-    assert summary(model) == model_summary(model)
-
-
 def test_training_line_reads_like_the_assignment():
     from aelab.train import EarlyStopping, TrainConfig
 

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _API = {
     "load_dataset": "data", "filter_classes": "data", "stratified_split": "data", "Dataset": "data",
     "create_model": "models", "list_models": "models", "register_model": "models",
-    "summary": "models", "Autoencoder": "models",
+    "Autoencoder": "models", "model_summary": "models.summary", "training_line": "models.summary",
     "fit": "train", "TrainConfig": "train", "EarlyStopping": "train", "History": "train",
     "evaluate_loss": "train", "Callback": "callbacks",
     "load_study": "config", "run_study": "runner", "resume_study": "runner", "load_run": "runner",

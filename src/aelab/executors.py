@@ -17,10 +17,10 @@ import signal
 from collections.abc import Callable
 
 from .errors import AelabError
+from .models.summary import LOSS_NAMES
 from .records import RunRecord
 
 Emit = Callable[[str, str, object], None]
-LOSS_NAMES = {"bce": "binary cross-entropy", "mse": "mean squared error", "sse": "sum of squared errors"}
 
 
 

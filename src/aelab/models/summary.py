@@ -6,17 +6,11 @@ penalty (Keras ``activity_regularizer``), KL sparsity, the k-sparse top-k and th
 :func:`model_summary` runs torchinfo for the output shapes and mult-adds, lists every leaf layer
 (also those ``forward`` does not call, such as the VAE's log-variance head), and adds those parts
 as rows and notes. :func:`training_line` says how the model is trained, in one sentence.
-
-``aelab.models`` used to have a ``summary(model)`` function; ``from aelab.models import summary``
-now finds this module, so the module is callable with that meaning (``summary(model)`` ->
-:func:`model_summary`) for callers not yet importing ``model_summary`` from here.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 from torch import nn
 
@@ -244,14 +238,5 @@ def training_line(cfg, loss: object = None) -> str:
         parts.append(f"inputs + {number(noise)}·N(0, 1) noise, clipped to [0, 1]")
     return "Training: " + ", ".join(parts)
 
-
-class _CallableModule(types.ModuleType):
-    """``aelab.models.summary(model)`` keeps working after this submodule shadows the function."""
-
-    def __call__(self, model: nn.Module) -> str:
-        return model_summary(model)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["model_summary", "training_line", "loss_label", "number", "LOSS_NAMES"]
