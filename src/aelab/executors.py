@@ -1,7 +1,7 @@
 """Where runs train: in this process, in N worker processes (``--jobs``), or as Ray tasks.
 
-Every executor calls the same unit of work, :func:`train_run`,
-and passes its events back to the runner, which alone writes the run folder. So the folder,
+Every executor calls the same unit of work, :func:`train_run`, and passes its events back to
+the runner, which alone writes the run folder. So the folder,
 the console log and the numbers are the same whichever executor trained the runs: each run
 seeds its own generators, and the events are written in study order.
 
@@ -23,8 +23,8 @@ from .records import RunRecord
 Emit = Callable[[str, str, object], None]
 
 
-
 def new_record(spec) -> RunRecord:
+    """The record of a planned run before it trains."""
     t = spec.train
     return RunRecord(name=spec.name, model=spec.model, label=spec.label, params=dict(spec.params),
                      sweep=dict(spec.sweep), seed=t.seed, batch_size=t.batch_size, optimizer=t.optimizer,
@@ -34,7 +34,7 @@ def new_record(spec) -> RunRecord:
 
 def train_run(spec, splits: dict, resume: bytes | None, emit) -> None:
     """Train one planned run on ``splits`` and report it through ``emit(kind, name, payload)``
-    (see ``aelab.executors``). A run that fails is reported, never raised: the study goes on."""
+    (the events above). A run that fails is reported, never raised: the study goes on."""
     from .callbacks import Callback
     from .models import create_model
     from .runs import checkpoint_bytes, load_resume, resume_bytes
@@ -74,7 +74,6 @@ def train_run(spec, splits: dict, resume: bytes | None, emit) -> None:
         record.status, record.reason = "failed", f"{type(err).__name__}: {err}"
     trained = model is not None and record.epochs_run > 0
     emit("end", spec.name, {"record": record.to_json(), "checkpoint": checkpoint_bytes(model) if trained else None})
-
 
 
 def run_local(tasks: list, splits: dict, emit: Emit) -> None:
