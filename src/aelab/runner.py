@@ -131,7 +131,7 @@ class _Session:
     def prepare(self) -> None:
         """Load the data and print the study's header; checks that need the data run here,
         before any folder exists."""
-        from .data import prepare
+        from .data import known_image_shape, prepare
         from .models import create_model
         from .models.summary import model_summary, training_line
         from .plan import check_models
@@ -153,7 +153,8 @@ class _Session:
         from .config import Limits
 
         self.input_shape = tuple(self.splits["train"].x.shape[1:])
-        check_models(study.runs, self.input_shape, Limits.from_env())
+        if known_image_shape(study.data) != self.input_shape:  # else checked when the study loaded
+            check_models(study.runs, self.input_shape, Limits.from_env())
         self.summaries = {}
         for spec in study.runs:
             if spec.label in self.summaries:
