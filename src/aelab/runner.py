@@ -10,7 +10,6 @@ last finished epoch, and the result is the same as an uninterrupted run of the s
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -100,7 +99,7 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
 
     folder = RunFolder.open(path)  # checks resume.json and study.toml are there and sound
     try:
-        state = json.loads((folder.path / "resume.json").read_text())
+        state = folder.resume_state
         study = build_study(parse_toml(folder.path / "study.toml"), state.get("source", ""),
                             quick=bool(state.get("quick")))
         finished = {}
@@ -309,7 +308,7 @@ class _Session:
         folder.write("metrics.json", data=dumps(metrics))
         folder.write("history.csv", data=history_csv(metrics["runs"]))
         folder.write("console.log", data=self._log(console.export_text(clear=True)))
-        write_report(folder.path, json.loads(dumps(metrics)))
+        write_report(folder.path)  # from the metrics.json just written, as `aelab report` does
         for t in self.trackers:
             t.finish(folder.path, metrics)
         if not complete:

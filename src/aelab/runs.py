@@ -123,8 +123,9 @@ class _Lock:
 class RunFolder:
     """A study's folder under construction (``path`` = ``<final>.incomplete``)."""
 
-    def __init__(self, path: Path, final: Path):
+    def __init__(self, path: Path, final: Path, resume_state: dict | None = None):
         self.path, self.final = Path(path), Path(final)
+        self.resume_state = resume_state or {}  # resume.json of an opened folder, checked
         self._lock = _Lock(self.path)
         self._root = self.path.resolve()
 
@@ -184,11 +185,11 @@ class RunFolder:
                               f"{path} is not one.")
         if not (path / "study.toml").is_file() or not (path / "resume.json").is_file():
             raise FolderError(f"{path} has no study.toml and resume.json, so it cannot be resumed.")
-        _check_resume_json(path / "resume.json")
+        state = _check_resume_json(path / "resume.json")
         final = path.with_name(path.name[: -len(INCOMPLETE)])
         if os.path.lexists(final):
             raise FolderError(f"{final} exists already, so {path} cannot be finished there; move one away.")
-        return cls(path, final)
+        return cls(path, final, state)
 
     @staticmethod
     def default_name(study_name: str, root: str | Path = "runs") -> Path:
