@@ -85,27 +85,26 @@ class MLflowTracker(Tracker):
         metrics = [Metric(k, v, now, int(record["epoch"])) for k, v in _numbers(record).items() if k != "epoch"]
         self.client.log_batch(self.children[name], metrics=metrics)
 
-    def end_run(self, name, entry):
+    def _finals(self, name, entry):
+        """The run's final numbers as ``final_<key>`` (again at the end, once steps added theirs)."""
         from mlflow.entities import Metric
 
-        if name not in self.children:
-            self.start_run(name, entry)
         now = int(time.time() * 1000)
         finals = [Metric(f"final_{k}", v, now, 0) for k, v in _numbers(entry).items()]
         for i in range(0, len(finals), 1000):  # log_batch takes at most 1000 metrics per call
             self.client.log_batch(self.children[name], metrics=finals[i:i + 1000])
+
+    def end_run(self, name, entry):
+        if name not in self.children:
+            self.start_run(name, entry)
+        self._finals(name, entry)
         self.client.set_tag(self.children[name], "aelab.status", str(entry.get("status", "")))
         self.client.set_terminated(self.children[name], "FAILED" if entry.get("status") == "failed" else "FINISHED")
 
     def finish(self, run_dir, metrics):
         for entry in metrics.get("runs") or []:  # step metrics (probe_accuracy, ...) arrive last
             if entry.get("name") in self.children:
-                from mlflow.entities import Metric
-
-                now = int(time.time() * 1000)
-                extra = [Metric(f"final_{k}", v, now, 0) for k, v in _numbers(entry).items()]
-                for i in range(0, len(extra), 1000):
-                    self.client.log_batch(self.children[entry["name"]], metrics=extra[i:i + 1000])
+                self._finals(entry["name"], entry)
         self.client.log_param(self.parent, "run_dir", str(Path(run_dir).resolve()))
         for name in ("report.html", "metrics.json", "study.toml", "history.csv"):
             if (run_dir / name).is_file():
