@@ -214,9 +214,7 @@ def _train() -> str:
 
 
 def _model_section(entry) -> str:
-    from .plan import LOSS_TERMS
-
-    terms = entry.meta.get("loss_terms", LOSS_TERMS)
+    terms = entry.info.loss_terms
     lines = [f"### {entry.name}", "", _markdown_doc(inspect.getdoc(entry.fn) or ""), ""]
     lines += ["Parameters (`params`):", ""] + (_settings(entry.fn) or ["none"])
     lines += ["", "Values per epoch (for `early_stopping.monitor`): "

@@ -22,7 +22,7 @@ from .train import TrainConfig
 # Short names of swept train settings in run names: stacked-bs32, convt-lr0.01.
 ALIASES = {"batch_size": "bs", "learning_rate": "lr", "optimizer": "opt", "epochs": "ep",
            "input_noise": "noise"}
-LOSS_TERMS = ("loss", "recon", "penalty")  # a model's loss parts unless its registry entry says
+
 
 
 @dataclass
@@ -141,7 +141,7 @@ def check_runs(runs: list[RunSpec], data, limits) -> None:
     import torch
 
     for r in runs:
-        terms = MODELS.get(r.model).meta.get("loss_terms", LOSS_TERMS)
+        terms = MODELS.get(r.model).info.loss_terms
         es = r.train.early_stopping
         if es is not None:
             keys = [f"train_{t}" for t in terms] + ([f"val_{t}" for t in terms] if data.has_val else [])

@@ -1,8 +1,9 @@
-"""A named registry of factories: models, study steps and datasets are each one ``Registry``.
+"""A named registry of factories: models, steps, datasets and executors are each one ``Registry``.
 
 A leaf module (it imports nothing of aelab but the errors), so every module can register into a
 registry and read from it without import cycles (timm's ``_registry.py``). An unknown name
-lists the known ones; ``names("sparse*")`` filters with fnmatch.
+lists the known ones; ``names("sparse*")`` filters with fnmatch. What a registry's users need to
+know of an entry is a typed dataclass (``info``) that the extension point's ``_base.py`` defines.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import fnmatch
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ConfigError
 
@@ -19,7 +21,8 @@ from .errors import ConfigError
 class Entry:
     name: str
     fn: Callable
-    meta: dict = field(default_factory=dict)  # what the registry's users need to know, e.g. needs_labels
+    info: Any = None  # the extension point's typed metadata (ModelInfo, StepInfo, DatasetInfo, ...)
+    meta: dict = field(default_factory=dict)  # TRANSITIONAL: goes once every package has typed info
 
     @property
     def doc(self) -> str:
@@ -35,13 +38,13 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, **meta):
-        """Decorator: put ``fn`` under ``name`` with ``meta``; a name registers once."""
+    def register(self, name: str, info=None, **meta):
+        """Decorator: put ``fn`` under ``name`` with its typed ``info``; a name registers once."""
 
         def deco(fn):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = Entry(name, fn, meta)
+            self._entries[name] = Entry(name, fn, info, meta)
             return fn
 
         return deco
@@ -66,7 +69,9 @@ class Registry:
         return [self._entries[n] for n in self.names()]
 
 
-# The registries of the things a study names; each module that defines some registers them here.
+# The registries of the things a study names; each package registers its own entries here, with
+# the typed info its ``_base.py`` defines (the registries themselves stay untyped: a leaf).
 MODELS = Registry("model")  # aelab.models: factories fn(input_shape, **params) -> Autoencoder
 STEPS = Registry("step")  # aelab.steps: fn(ctx, **params), run after training
-DATASETS = Registry("dataset")  # aelab.data: loaders fn(part, data_dir, download, progress) -> Dataset
+DATASETS = Registry("dataset")  # aelab.datasets: loaders fn(part, data_dir, download, progress) -> Dataset
+EXECUTORS = Registry("executor")  # aelab.executors: classes that train a study's runs

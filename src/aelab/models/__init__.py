@@ -17,19 +17,18 @@ from ..errors import ConfigError
 from ..params import validate
 from ..registry import MODELS
 from . import conv, dense, vae  # noqa: F401  (register the factories)
-from .base import Autoencoder, check_shapes, count_parameters, flat_size, keras_init
+from .base import (
+    Autoencoder,
+    ModelInfo,
+    check_shapes,
+    count_parameters,
+    flat_size,
+    keras_init,
+    register_model,
+)
 
-__all__ = ["Autoencoder", "create_model", "list_models", "model_params", "check_params",
+__all__ = ["Autoencoder", "ModelInfo", "create_model", "list_models", "model_params", "check_params",
            "inspect_model", "count_parameters", "flat_size", "register_model"]
-
-
-def register_model(name: str, check=None):
-    """Decorator: put a factory ``fn(input_shape, **params) -> Autoencoder`` under ``name``.
-
-    ``check(params)`` (optional) gets the validated parameters with defaults filled in and
-    raises ConfigError for a bad combination; it builds nothing, so studies run it at load.
-    """
-    return MODELS.register(name, check=check)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -53,8 +52,8 @@ def check_params(name: str, params: dict, where: str = "") -> dict:
     try:
         if full.get("loss") == "bce" and full.get("output", "sigmoid") != "sigmoid":
             raise ConfigError("loss 'bce' needs output = 'sigmoid' (probabilities in [0, 1])")
-        if entry.meta.get("check"):
-            entry.meta["check"](full)
+        if entry.info.check:
+            entry.info.check(full)
     except ConfigError as err:
         text = str(err).rstrip(".")
         raise ConfigError(f"{where}: {text[0].lower()}{text[1:]}." if where else f"{text}.") from None

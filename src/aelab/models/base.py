@@ -9,6 +9,8 @@ so a study's ``params`` table is checked, and documented, from the signature.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
@@ -17,6 +19,26 @@ from torch import nn
 
 from .. import losses
 from ..errors import ConfigError
+from ..registry import MODELS
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model registry knows of a factory besides its signature."""
+
+    check: Callable[[dict], None] | None = None  # raises ConfigError for a bad combination of params
+    loss_terms: tuple[str, ...] = ("loss", "recon", "penalty")  # keys of loss(): train_<t>, val_<t>
+
+
+def register_model(name: str, check: Callable[[dict], None] | None = None,
+                   loss_terms: tuple[str, ...] = ModelInfo.loss_terms):
+    """Decorator: put a factory ``fn(input_shape, **params) -> Autoencoder`` under ``name``.
+
+    ``check(params)`` (optional) gets the validated parameters with defaults filled in and
+    raises ConfigError for a bad combination; it builds nothing, so studies run it at load.
+    """
+    return MODELS.register(name, ModelInfo(check=check, loss_terms=loss_terms))
+
 
 # Declared parameter types shared by the factories (checked by aelab.params.validate).
 Units = Annotated[int, Field(ge=1, le=1_000_000)]

@@ -17,8 +17,7 @@ from pydantic import Field
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import MODELS
-from .base import Autoencoder, Loss, Output
+from .base import Autoencoder, Loss, Output, register_model
 
 Filters = Annotated[int, Field(ge=1, le=4096)]
 Filters3 = Annotated[list[Filters], Field(min_length=3, max_length=3, description=(
@@ -107,7 +106,7 @@ def _filters(name: str, filters: Sequence[int], n: int) -> list[int]:
     return filters
 
 
-@MODELS.register("conv")
+@register_model("conv")
 def conv(input_shape, filters: Filters3 = (16, 8, 8), loss: Loss = "bce", output: Output = "sigmoid"):
     """The blog's convolutional autoencoder: 3×3 convs 16-8-8 (ReLU, same) each followed by 2×2
     max-pooling (code 4×4×8 for 28×28); decoder conv 8 + upsample, conv 8 + upsample, conv 16
@@ -129,7 +128,7 @@ def conv(input_shape, filters: Filters3 = (16, 8, 8), loss: Loss = "bce", output
     return Autoencoder(encoder, decoder, input_shape, output=output, loss=loss)
 
 
-@MODELS.register("denoising-conv")
+@register_model("denoising-conv")
 def denoising_conv(input_shape, filters: Annotated[Filters, Field(description=(
         "filters of every conv layer"))] = 32, loss: Loss = "bce", output: Output = "sigmoid"):
     """The blog's denoising model: conv 32 + pool twice (code 7×7×32), conv 32 + upsample twice,
@@ -151,7 +150,7 @@ def _conv_t(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), _relu()]
 
 
-@MODELS.register("conv-transposed")
+@register_model("conv-transposed")
 def conv_transposed(input_shape, filters: Filters3 = (32, 16, 8), loss: Loss = "sse",
                     output: Output = "sigmoid"):
     """SPEC 1.4: three 3×3 convs of decreasing width (ReLU, same), max-pooling after the first

@@ -14,8 +14,17 @@ from torch import nn
 from .. import losses
 from ..callbacks import Callback
 from ..errors import ConfigError
-from ..registry import MODELS
-from .base import Activation, ActivityL1, Autoencoder, Hidden, Loss, Output, Units, flat_size
+from .base import (
+    Activation,
+    ActivityL1,
+    Autoencoder,
+    Hidden,
+    Loss,
+    Output,
+    Units,
+    flat_size,
+    register_model,
+)
 
 CodeSize = Annotated[int, Field(ge=1, le=1_000_000, description="number of code units")]
 
@@ -66,7 +75,7 @@ def dense_autoencoder(
     )
 
 
-@MODELS.register("stacked")
+@register_model("stacked")
 def stacked(
     input_shape,
     hidden: Hidden = (256, 50),
@@ -80,7 +89,7 @@ def stacked(
     return dense_autoencoder(input_shape, hidden, activation, code_activation, activity_l1, loss, output)
 
 
-@MODELS.register("stacked-sparse")
+@register_model("stacked-sparse")
 def stacked_sparse(
     input_shape,
     hidden: Hidden = (256, 50),
@@ -96,20 +105,20 @@ def stacked_sparse(
 # ---------------------------------------------------------------- the Keras blog tour (SPEC 1.2)
 
 
-@MODELS.register("simple")
+@register_model("simple")
 def simple(input_shape, code_size: CodeSize = 32, loss: Loss = "bce", output: Output = "sigmoid"):
     """784 -> Dense 32 ReLU -> Dense 784 sigmoid: the Keras blog's simplest autoencoder."""
     return dense_autoencoder(input_shape, (code_size,), loss=loss, output=output)
 
 
-@MODELS.register("sparse-l1")
+@register_model("sparse-l1")
 def sparse_l1(input_shape, code_size: CodeSize = 32, activity_l1: ActivityL1 = 1e-4,
               loss: Loss = "bce", output: Output = "sigmoid"):
     """``simple`` with an L1 activity penalty on the code (the blog's weight 1e-4, Keras semantics)."""
     return dense_autoencoder(input_shape, (code_size,), activity_l1=activity_l1, loss=loss, output=output)
 
 
-@MODELS.register("deep")
+@register_model("deep")
 def deep(input_shape, hidden: Hidden = (128, 64, 32), activation: Activation = "relu",
          loss: Loss = "bce", output: Output = "sigmoid"):
     """784-128-64-32-64-128-784, ReLU inside, sigmoid output: the blog's deep autoencoder."""
@@ -130,7 +139,7 @@ class KLSparseAutoencoder(Autoencoder):
         return losses.kl_sparsity(z, self.rho, self.beta)
 
 
-@MODELS.register("sparse-kl")
+@register_model("sparse-kl")
 def sparse_kl(
     input_shape,
     hidden: Hidden = (512,),
@@ -238,7 +247,7 @@ def _check_k_sparse(p: dict) -> None:
         raise ConfigError(f"tied = true needs a single hidden layer, got hidden = {hidden}.")
 
 
-@MODELS.register("k-sparse", check=_check_k_sparse)
+@register_model("k-sparse", check=_check_k_sparse)
 def k_sparse(
     input_shape,
     hidden: Hidden = (512,),

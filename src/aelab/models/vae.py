@@ -14,8 +14,7 @@ from pydantic import Field
 from torch import nn
 
 from .. import losses
-from ..registry import MODELS
-from .base import Autoencoder, Loss, Output, Units, flat_size
+from .base import Autoencoder, Loss, Output, Units, flat_size, register_model
 
 
 class GaussianLatent(nn.Module):
@@ -57,7 +56,7 @@ class VAE(Autoencoder):
         return {"loss": recon + kl, "recon": recon, "penalty": kl, "kl": kl}
 
 
-@MODELS.register("vae", loss_terms=VAE.loss_terms)
+@register_model("vae", loss_terms=VAE.loss_terms)
 def vae(input_shape,
         latent_dim: Annotated[Units, Field(description="dimensions of the Gaussian latent")] = 2,
         hidden: Annotated[Units, Field(description="units of the dense layer on each side")] = 256,
