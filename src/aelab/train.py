@@ -172,6 +172,15 @@ class ResumeState:
     callbacks: dict  # class name -> state_dict
 
 
+def make_callbacks(model, config: TrainConfig, callbacks: Sequence[Callback] = ()) -> list[Callback]:
+    """A fit's callbacks in call order: the model's own (e.g. k-sparse's schedule), divergence,
+    early stopping (from ``config``), then the caller's."""
+    es = config.early_stopping
+    stoppers = [EarlyStoppingCallback(es.monitor, es.patience, es.min_delta, es.restore_best)] if es else []
+    own = model.callbacks() if isinstance(model, Autoencoder) else []
+    return [*own, Divergence(), *stoppers, *callbacks]
+
+
 def fit(model, data, config: TrainConfig, callbacks: Sequence[Callback] = (), *,
         step: StepFn = reconstruction_step, resume: ResumeState | None = None) -> History:
     """Train ``model`` on ``data["train"]``, validating on ``data["val"]`` after every epoch.
@@ -195,10 +204,7 @@ def fit(model, data, config: TrainConfig, callbacks: Sequence[Callback] = (), *,
             "noise": torch.Generator(device=device).manual_seed(config.seed + 1)}
     flat = flatten_parameters(model)
     opt = make_optimizer(config.optimizer, [flat], config.learning_rate)
-    es = config.early_stopping
-    stoppers = [EarlyStoppingCallback(es.monitor, es.patience, es.min_delta, es.restore_best)] if es else []
-    own = model.callbacks() if isinstance(model, Autoencoder) else []
-    cbs = [*own, Divergence(), *stoppers, *callbacks]
+    cbs = make_callbacks(model, config, callbacks)
     hist = History()
     state = FitState(model, opt, config, hist, gens, epoch=0, epochs=config.epochs, callbacks=cbs)
     if resume is not None:

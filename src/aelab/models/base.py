@@ -116,6 +116,9 @@ class Autoencoder(nn.Module):
     """
 
     loss_terms = ("loss", "recon", "penalty")  # the keys of loss(): train_<term>, val_<term>
+    # Number attributes the loss reads that may differ between members of a stacked group
+    # (aelab.stacked): it sets them to per-member tensors while the members train as one.
+    member_settings: tuple[str, ...] = ("activity_l1",)
 
     def __init__(
         self,
@@ -161,7 +164,7 @@ class Autoencoder(nn.Module):
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
         """Regulariser on the codes; part of both training and validation loss, as in Keras."""
-        if self.activity_l1:
+        if isinstance(self.activity_l1, torch.Tensor) or self.activity_l1:  # a tensor when stacked
             return losses.l1_activity(z, self.activity_l1)
         return z.new_zeros(())
 

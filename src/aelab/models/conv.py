@@ -51,6 +51,13 @@ _PHASE_TAPS = torch.tensor([[[1.0, 0, 0], [0, 1, 1], [0, 0, 0]],   # a = 0: tap 
                             [[0.0, 0, 0], [1, 1, 0], [0, 0, 1]]])  # a = 1: taps 0, 1 -> i; 2 -> i+1
 
 
+def _channels_last(h: torch.Tensor) -> bool:
+    try:
+        return h.is_contiguous(memory_format=torch.channels_last)
+    except RuntimeError:  # under vmap (stacked members, aelab.stacked), which batches contiguous tensors
+        return False
+
+
 class UpConv2d(nn.Conv2d):
     """Keras ``UpSampling2D(2)`` followed by ``Conv2D(c_out, 3, padding="same")``, as one layer.
 
@@ -72,7 +79,7 @@ class UpConv2d(nn.Conv2d):
         taps = _PHASE_TAPS.to(self.weight)
         # (O, 2, 2, C, 3, 3) -> (4·O, C, 3, 3), in pixel_shuffle's channel order o·4 + 2a + b
         w = torch.einsum("ari,ocij,bsj->oabcrs", taps, self.weight, taps).flatten(0, 2)
-        if h.is_contiguous(memory_format=torch.channels_last):
+        if _channels_last(h):
             w = w.contiguous(memory_format=torch.channels_last)
         bias = self.bias.repeat_interleave(4) if self.bias is not None else None
         return F.pixel_shuffle(F.conv2d(h, w, bias, padding=1), 2)

@@ -131,6 +131,8 @@ def deep(input_shape, hidden: Hidden = (128, 64, 32), activation: Activation = "
 class KLSparseAutoencoder(Autoencoder):
     """Sigmoid codes pulled towards a mean activation rho: penalty beta * sum_j KL(rho || rho_hat_j)."""
 
+    member_settings = ("rho", "beta")
+
     def __init__(self, encoder, decoder, input_shape, rho: float, beta: float, **kwargs):
         super().__init__(encoder, decoder, input_shape, **kwargs)
         self.rho, self.beta = float(rho), float(beta)
@@ -156,11 +158,16 @@ def sparse_kl(
                                output=output, loss=loss)
 
 
-def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
+def keep_top_k(z: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
     """Zero all but the k largest entries of each row of (N, D) codes.
 
-    The kept values are scattered into zeros, so the gradient flows only through them.
+    The kept values are scattered into zeros, so the gradient flows only through them. A tensor
+    ``k`` (a stacked member's, one per member under vmap) keeps the entries at least as large as
+    the k-th largest: the same units and gradient unless two codes tie exactly.
     """
+    if isinstance(k, torch.Tensor):
+        kth = z.sort(dim=1, descending=True).values.gather(1, (k - 1).expand(z.shape[0], 1))
+        return z * (z >= kth)
     if k >= z.shape[1]:
         return z
     values, index = z.topk(k, dim=1)
@@ -192,6 +199,8 @@ class KSparseAutoencoder(Autoencoder):
     With ``k_start``, k falls linearly from k_start to k over the first half of the epochs, the
     paper's remedy for units that never win the top k (the :class:`KSchedule` callback).
     """
+
+    member_settings = ("k_train",)
 
     def __init__(self, encoder, decoder, input_shape, k: int, alpha: float = 1.0,
                  k_start: int | None = None, **kwargs):

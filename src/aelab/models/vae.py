@@ -41,12 +41,21 @@ class VAE(Autoencoder):
         return head.mean(h), head.log_var(h)
 
     loss_terms = ("loss", "recon", "penalty", "kl")
+    member_settings = ()
+
+    def latent_noise(self, n: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+        """The N(0, I) draws of one batch's reparameterisation, (n, latent_dim)."""
+        dim = self.encoder[-1].mean.out_features
+        return torch.randn((n, dim), generator=generator, device=like.device, dtype=like.dtype)
 
     def loss(self, x: torch.Tensor, target: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+             generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``eps`` (the batch's draws) is given when stacked members train as one (aelab.stacked),
+        each drawn from its own generator; otherwise it is drawn here from ``generator``."""
         target = x if target is None else target
         mean, log_var = self.stats(x)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        if eps is None:
+            eps = self.latent_noise(len(x), generator, mean)
         z = mean + torch.exp(0.5 * log_var) * eps
         # Per-pixel mean losses times the pixel count: the sum per image (Keras blog semantics).
         recon = self.reconstruction_loss(self.decode_raw(z), target)
