@@ -44,8 +44,9 @@ def _step_by(p: torch.Tensor, num: torch.Tensor, den: torch.Tensor | None, value
     """``p += value * num / den``; ``value`` is a number or, for stacked members, an (M, 1)
     float64 tensor of per-member values (computed in double, like a number, then rounded once;
     the number path is the exact op a single run uses)."""
-    if isinstance(value, torch.Tensor):
-        p.add_((num / den if den is not None else num).mul_(value.to(p.dtype)))
+    if isinstance(value, torch.Tensor):  # in the order of the number path's kernels: bit-equal
+        value = value.to(p.dtype)
+        p.addcmul_(num, value) if den is None else p.add_(num.mul(value).div_(den))
     elif den is None:
         p.add_(num, alpha=value)
     else:

@@ -33,8 +33,17 @@ from torch import nn
 
 from .callbacks import Callback, FitState, History
 from .optim import OPTIMIZERS, UPDATES, make_optimizer
-from .train import (TrainConfig, _restore, add_noise, evaluate_loss, make_callbacks, peak_rss_mb,
-                    reconstruction_step, reset_peak_rss, resolve_device)
+from .train import (
+    TrainConfig,
+    add_noise,
+    evaluate_loss,
+    make_callbacks,
+    peak_rss_mb,
+    reconstruction_step,
+    reset_peak_rss,
+    resolve_device,
+    restore,
+)
 
 __all__ = ["fit_stacked", "stack_key"]
 
@@ -180,7 +189,7 @@ def _members(models, configs, callbacks, resumes, device) -> list[_Member]:
         cbs = make_callbacks(model, cfg, callbacks[i] if callbacks else ())
         state = FitState(model, opt, cfg, History(), gens, epoch=0, epochs=cfg.epochs, callbacks=cbs)
         if resumes and resumes[i] is not None:
-            _restore(state, resumes[i])
+            restore(state, resumes[i])
         out.append(_Member(model, cfg, state, param, i))
     return out
 

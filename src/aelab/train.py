@@ -208,7 +208,7 @@ def fit(model, data, config: TrainConfig, callbacks: Sequence[Callback] = (), *,
     hist = History()
     state = FitState(model, opt, config, hist, gens, epoch=0, epochs=config.epochs, callbacks=cbs)
     if resume is not None:
-        _restore(state, resume)
+        restore(state, resume)
     reset_peak_rss()
     t_start = time.perf_counter() - hist.seconds
     for cb in cbs:
@@ -266,7 +266,7 @@ def snapshot(state: FitState) -> ResumeState:
     )
 
 
-def _restore(state: FitState, resume: ResumeState) -> None:
+def restore(state: FitState, resume: ResumeState) -> None:
     state.model.load_state_dict(resume.model)
     state.optimizer.load_state_dict(resume.optimizer)
     for name, g in state.generators.items():
