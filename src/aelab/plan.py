@@ -129,6 +129,27 @@ def expand(models: list, train: dict, seed, max_runs: int = 1000) -> list[RunSpe
     return runs
 
 
+def stack_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The runs that may train together as one stacked model (``aelab.stacked``), in study order
+    of each group's first run; a run that cannot (``vectorize = "off"``, bf16, nothing alike) is a
+    group of one. Members share the model, its shape-giving params and the stack key of their
+    training settings; seeds, learning rates, input noise, early stopping and the model's
+    ``member_params`` may differ."""
+    import json
+
+    from .stacked import stack_key
+
+    groups: dict = {}
+    for r in runs:
+        if r.train.vectorize == "off" or r.train.precision != "fp32":
+            groups[("alone", r.name)] = [r]
+            continue
+        member = MODELS.get(r.model).info.member_params
+        fixed = json.dumps({k: v for k, v in r.params.items() if k not in member}, sort_keys=True)
+        groups.setdefault((r.model, fixed, stack_key(r.train)), []).append(r)
+    return list(groups.values())
+
+
 def _product(table: dict, keys: list[str]):
     for combo in itertools.product(*(table[k] for k in keys)):
         yield dict(zip(keys, combo, strict=True))

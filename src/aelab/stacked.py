@@ -322,3 +322,31 @@ def _finish(m: _Member, device: torch.device) -> History:
     if device.type == "cuda":
         hist.peak_rss_mb = max(hist.peak_rss_mb, torch.cuda.max_memory_allocated(device) / 2**20)
     return hist
+
+
+def stacking_speedup(build, x: torch.Tensor, configs: Sequence[TrainConfig], steps: int = 6) -> float:
+    """How many times faster the members train stacked than one after another, timed here on
+    ``steps`` batches of ``x`` with throwaway models (``build(i)`` makes member i's): what
+    ``vectorize = "auto"`` decides by, on the device and threads at hand."""
+    from dataclasses import replace
+
+    from .train import fit
+
+    cfgs = [replace(c, epochs=1, early_stopping=None) for c in configs]
+    bs = cfgs[0].batch_size
+    warm, timed = ({"train": x[: bs * n]} for n in (1, steps))
+
+    def alone(data) -> float:
+        t = time.perf_counter()
+        fit(build(0), data, cfgs[0])
+        return (time.perf_counter() - t) * len(cfgs)
+
+    def together(data) -> float:
+        t = time.perf_counter()
+        fit_stacked([build(i) for i in range(len(cfgs))], data, cfgs)
+        return time.perf_counter() - t
+
+    alone(warm), together(warm)  # first calls allocate and pick kernels
+    # The best of three, alternating: a busy machine slows a timing down, never speeds it up.
+    times = [(alone(timed), together(timed)) for _ in range(3)]
+    return min(a for a, _ in times) / min(t for _, t in times)

@@ -67,6 +67,10 @@ class TrainConfig:
     precision: Annotated[Literal["fp32", "bf16"], Field(description=(
         "bf16 trains under autocast with fp32 weights and optimizer (CPUs with AVX-512-BF16/AMX, "
         "and GPUs); fp32 is Keras-exact"))] = "fp32"
+    vectorize: Annotated[Literal["auto", "on", "off"], Field(description=(
+        "train runs that differ only in seed, learning rate, input noise or regulariser settings as "
+        "one stacked model (each within 1e-5 of its run alone); auto stacks a group when a timing "
+        "of a few steps on this device says it is faster"))] = "auto"
 
 
 def resolve_device(name: str) -> torch.device:

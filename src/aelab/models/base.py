@@ -28,16 +28,19 @@ class ModelInfo:
 
     check: Callable[[dict], None] | None = None  # raises ConfigError for a bad combination of params
     loss_terms: tuple[str, ...] = ("loss", "recon", "penalty")  # keys of loss(): train_<t>, val_<t>
+    # Params that may differ between runs trained as one stack (aelab.stacked): they change no
+    # parameter shape, and the model reads them through ``member_settings`` or callbacks.
+    member_params: tuple[str, ...] = ()
 
 
 def register_model(name: str, check: Callable[[dict], None] | None = None,
-                   loss_terms: tuple[str, ...] = ModelInfo.loss_terms):
+                   loss_terms: tuple[str, ...] = ModelInfo.loss_terms, member_params: tuple[str, ...] = ()):
     """Decorator: put a factory ``fn(input_shape, **params) -> Autoencoder`` under ``name``.
 
     ``check(params)`` (optional) gets the validated parameters with defaults filled in and
     raises ConfigError for a bad combination; it builds nothing, so studies run it at load.
     """
-    return MODELS.register(name, ModelInfo(check=check, loss_terms=loss_terms))
+    return MODELS.register(name, ModelInfo(check, loss_terms, member_params))
 
 
 # Declared parameter types shared by the factories (checked by aelab.params.validate).

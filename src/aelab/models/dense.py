@@ -75,7 +75,7 @@ def dense_autoencoder(
     )
 
 
-@register_model("stacked")
+@register_model("stacked", member_params=("activity_l1",))
 def stacked(
     input_shape,
     hidden: Hidden = (256, 50),
@@ -89,7 +89,7 @@ def stacked(
     return dense_autoencoder(input_shape, hidden, activation, code_activation, activity_l1, loss, output)
 
 
-@register_model("stacked-sparse")
+@register_model("stacked-sparse", member_params=("activity_l1",))
 def stacked_sparse(
     input_shape,
     hidden: Hidden = (256, 50),
@@ -111,7 +111,7 @@ def simple(input_shape, code_size: CodeSize = 32, loss: Loss = "bce", output: Ou
     return dense_autoencoder(input_shape, (code_size,), loss=loss, output=output)
 
 
-@register_model("sparse-l1")
+@register_model("sparse-l1", member_params=("activity_l1",))
 def sparse_l1(input_shape, code_size: CodeSize = 32, activity_l1: ActivityL1 = 1e-4,
               loss: Loss = "bce", output: Output = "sigmoid"):
     """``simple`` with an L1 activity penalty on the code (the blog's weight 1e-4, Keras semantics)."""
@@ -141,7 +141,7 @@ class KLSparseAutoencoder(Autoencoder):
         return losses.kl_sparsity(z, self.rho, self.beta)
 
 
-@register_model("sparse-kl")
+@register_model("sparse-kl", member_params=("rho", "beta"))
 def sparse_kl(
     input_shape,
     hidden: Hidden = (512,),
@@ -256,7 +256,7 @@ def _check_k_sparse(p: dict) -> None:
         raise ConfigError(f"tied = true needs a single hidden layer, got hidden = {hidden}.")
 
 
-@register_model("k-sparse", check=_check_k_sparse)
+@register_model("k-sparse", check=_check_k_sparse, member_params=("k", "alpha", "k_start"))
 def k_sparse(
     input_shape,
     hidden: Hidden = (512,),
