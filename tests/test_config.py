@@ -154,10 +154,10 @@ def test_extends_that_names_no_other_study_is_one_sentence(tmp_path, target):
 def test_a_step_naming_a_run_selects_every_seed_of_it():
     """Repeating a built-in study over seeds keeps its steps valid: `stacked-bs256` names the
     run at every seed (`stacked-bs256-seed0` ... `-seed4`)."""
-    from aelab.steps import names
+    from aelab.steps import run_names
 
     study = load_study("fashion-shoes", overrides=["seed=[0, 1, 2, 3, 4]"])
-    picked = [r.name for r in study.runs if "stacked-bs256" in names(r)]
+    picked = [r.name for r in study.runs if "stacked-bs256" in run_names(r)]
     assert picked == [f"stacked-bs256-seed{s}" for s in range(5)]
     with pytest.raises(ConfigError, match="no run or model named 'stacked-bs64'"):
         load_study("fashion-shoes", overrides=["seed=[0, 1]", "steps.reconstructions.runs=['stacked-bs64']"])

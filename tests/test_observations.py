@@ -6,7 +6,8 @@ import pytest
 
 from aelab.config import load_study
 from aelab.records import RunRecord
-from aelab.steps import StudyContext, observations
+from aelab.registry import STEPS
+from aelab.steps import StudyContext
 
 ES = 'train.early_stopping={monitor="val_loss", patience=3, min_delta=0.01}'
 
@@ -33,7 +34,7 @@ def record(name, val, train=None, spe=1.0, status="completed", metrics=None, pen
 
 def observe(study, records) -> str:
     ctx = StudyContext(study, {}, records, {}, None, None, data_info={"image_shape": [1, 28, 28]})
-    observations(ctx)
+    STEPS.get("observations").fn(ctx)
     assert ctx.summary[0] == "Observations:"
     return "\n".join(ctx.summary)
 

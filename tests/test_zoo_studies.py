@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 from aelab.config import load_study
 from aelab.records import RunRecord
+from aelab.registry import STEPS
 from aelab.runner import run_study
-from aelab.steps import VERDICTS, lr_verdicts
+from aelab.steps.verdicts import VERDICTS
 
 from .conftest import needs_fashion
 
@@ -101,7 +102,7 @@ def test_lr_verdict_rule():
         _record("e", "failed", [], 0.001, "boom"),
     ]
     ctx = SimpleNamespace(records=records, summary=[])
-    lr_verdicts(ctx)
+    STEPS.get("lr_verdicts").fn(ctx)
     got = [r.metrics["verdict"] for r in records]
     assert got == ["diverged", "not learning", "learning", "learning", "failed"]
     assert set(got) <= set(VERDICTS)

@@ -251,11 +251,17 @@ def _models(names=None) -> str:
 
 
 def _step_section(entry) -> str:
-    needs = entry.meta.get("needs", ())
-    words = {"labels": "class labels", "val": "a validation split"}
+    info = entry.info
+    needs = [w for flag, w in ((info.needs_labels, "class labels"), (info.needs_val, "a validation split"))
+             if flag]
     lines = [f"### {entry.name}", "", _markdown_doc(inspect.getdoc(entry.fn) or "")]
     if needs:
-        lines += ["", "Needs " + " and ".join(words.get(n, n) for n in needs) + "."]
+        lines += ["", "Needs " + " and ".join(needs) + "."]
+    if info.requires:
+        lines += ["", "Reads " + " or ".join(f"`{r}`" for r in info.requires) + " from an earlier "
+                  "step (checked when the study loads)."]
+    if info.produces:
+        lines += ["", "Adds " + ", ".join(f"`{p}`" for p in info.produces) + " to each run's metrics."]
     lines += ["", "Options:", ""] + (_settings(entry.fn) or ["none"])
     return "\n".join(lines)
 

@@ -145,7 +145,7 @@ class _Session:
         print_data(console, self.info)
         from .registry import STEPS
 
-        labelled = sorted({s.kind for s in study.steps if "labels" in STEPS.get(s.kind).meta["needs"]})
+        labelled = sorted({s.kind for s in study.steps if STEPS.get(s.kind).info.needs_labels})
         if labelled and self.splits["train"].y is None:
             raise ConfigError(f"Steps {', '.join(labelled)} need class labels, but dataset "
                               f"{study.data.dataset!r} has none; remove those steps or use labelled data.")
