@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from aelab.callbacks import Callback, EarlyStopping, FitState, History, LambdaCallback
+from aelab.callbacks import Callback, EarlyStoppingCallback, FitState, History, LambdaCallback
 from aelab.errors import ConfigError
 from aelab.models import create_model
 from aelab.train import EarlyStopping as EarlyStoppingConfig
@@ -14,7 +14,7 @@ from aelab.train import TrainConfig, evaluate_loss, fit, snapshot
 
 def run_stopper(values, patience, min_delta):
     """Feed monitored values to the Keras early-stopping callback; (stop epoch, best epoch, best)."""
-    cb = EarlyStopping("val_loss", patience, min_delta)
+    cb = EarlyStoppingCallback("val_loss", patience, min_delta)
     state = FitState(model=None, optimizer=None, config=None, history=History(), generators={})
     for epoch, v in enumerate(values, 1):
         cb.on_epoch_end(state, {"epoch": epoch, "val_loss": v})

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 
 
 class Callback:
+    # The name its state_dict is saved under in resume states; a subclass renamed later keeps
+    # its old key so that folders written before the rename still resume.
+    @property
+    def state_key(self) -> str:
+        return type(self).__name__
+
     def on_fit_start(self, state: FitState) -> None:
         pass
 
@@ -86,10 +92,12 @@ class Divergence(Callback):
             state.stop("diverged", f"{bad[0]} became {record[bad[0]]} at epoch {record['epoch']}")
 
 
-class EarlyStopping(Callback):
+class EarlyStoppingCallback(Callback):
     """Keras ``EarlyStopping``: an epoch improves only if ``value < best - min_delta``; ``best``
     moves only on an improvement; training stops once ``patience`` epochs in a row did not
     improve. With ``restore_best``, the weights of the best epoch are put back at the end."""
+
+    state_key = "EarlyStopping"  # its name until 2026-11 (resume states keep it)
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  restore_best: bool = False):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from .callbacks import Callback, Divergence, FitState, History
-from .callbacks import EarlyStopping as EarlyStoppingCallback
+from .callbacks import EarlyStoppingCallback
 from .models.base import Autoencoder
 from .optim import OPTIMIZERS, flatten_parameters, make_optimizer
 
@@ -31,7 +31,7 @@ __all__ = ["TrainConfig", "EarlyStopping", "History", "fit", "evaluate_loss", "a
 
 @dataclass
 class EarlyStopping:
-    """Keras ``EarlyStopping`` settings (the callback is ``aelab.callbacks.EarlyStopping``)."""
+    """Keras ``EarlyStopping`` settings (the callback that applies them: ``callbacks.EarlyStoppingCallback``)."""
 
     monitor: Annotated[str, Field(description=(
         "the epoch value watched: train_<term> or val_<term> for a loss term of the model "
@@ -266,7 +266,7 @@ def snapshot(state: FitState) -> ResumeState:
         model={k: v.detach().clone() for k, v in state.model.state_dict().items()},
         optimizer=copy.deepcopy(state.optimizer.state_dict()),  # its tensors change in place
         generators={k: g.get_state() for k, g in state.generators.items()},
-        callbacks={type(cb).__name__: cb.state_dict() for cb in state.callbacks if cb.state_dict()},
+        callbacks={cb.state_key: cb.state_dict() for cb in state.callbacks if cb.state_dict()},
     )
 
 
@@ -276,8 +276,8 @@ def restore(state: FitState, resume: ResumeState) -> None:
     for name, g in state.generators.items():
         g.set_state(resume.generators[name])
     for cb in state.callbacks:
-        if type(cb).__name__ in resume.callbacks:
-            cb.load_state_dict(resume.callbacks[type(cb).__name__])
+        if cb.state_key in resume.callbacks:
+            cb.load_state_dict(resume.callbacks[cb.state_key])
     state.history.__dict__.update({**resume.history.__dict__, "epochs": list(resume.history.epochs)})
     state.epoch = resume.epoch
     if state.history.status != "completed":  # it had stopped; nothing more to train
