@@ -36,13 +36,14 @@ from .optim import OPTIMIZERS, UPDATES, make_optimizer
 from .train import (
     TrainConfig,
     add_noise,
-    evaluate_loss,
+    end_epoch,
+    end_fit,
     make_callbacks,
-    peak_rss_mb,
     reconstruction_step,
     reset_peak_rss,
     resolve_device,
     restore,
+    start_epoch,
 )
 
 __all__ = ["fit_stacked", "stack_key"]
@@ -215,7 +216,7 @@ def fit_stacked(models: Sequence[nn.Module], data, configs: Sequence[TrainConfig
     for m in members:
         for cb in m.state.callbacks:
             cb.on_fit_start(m.state)
-    done = {m.index: _finish(m, device) for m in members if m.state.should_stop}
+    done = {m.index: end_fit(m.state, device) for m in members if m.state.should_stop}
     stack = _Stack.build(active) if active else None
     run = _vmapped_loss(models[0]) if active else None
     for epoch in range(members[0].state.epoch + 1, configs[0].epochs + 1):
@@ -228,11 +229,11 @@ def fit_stacked(models: Sequence[nn.Module], data, configs: Sequence[TrainConfig
             warnings.filterwarnings("ignore", message="grad and param do not obey")
             _epoch(stack, run, x_train, data.get("val"), epoch, t_start)
         stay = [j for j, m in enumerate(stack.members) if not m.state.should_stop]
-        done.update({m.index: _finish(m, device) for m in stack.members if m.state.should_stop})
+        done.update({m.index: end_fit(m.state, device) for m in stack.members if m.state.should_stop})
         active = [stack.members[j] for j in stay]
         if active and len(stay) < len(stack.members):
             stack.keep(stay)
-    done.update({m.index: _finish(m, device) for m in active})
+    done.update({m.index: end_fit(m.state, device) for m in active})
     return [done[i] for i in range(len(members))]
 
 
@@ -280,9 +281,7 @@ def _draws(stack: _Stack, xb: torch.Tensor):
 def _epoch(stack: _Stack, run, x_train, val, epoch: int, t_start: float) -> None:
     t0, n, bs = time.perf_counter(), len(x_train), stack.members[0].config.batch_size
     for m in stack.members:
-        m.state.epoch = epoch
-        for cb in m.state.callbacks:
-            cb.on_epoch_start(m.state)
+        start_epoch(m.state, epoch)
     settings = {k: torch.tensor([getattr(m.model, k) for m in stack.members], device=stack.flat.device)
                 for k in stack.members[0].model.member_settings}
     perms = torch.stack([torch.randperm(n, generator=m.state.generators["shuffle"]) for m in stack.members])
@@ -300,28 +299,7 @@ def _epoch(stack: _Stack, run, x_train, val, epoch: int, t_start: float) -> None
     means = {k: (v / n).tolist() for k, v in sums.items()}  # the epoch's one host sync
     for j, m in enumerate(stack.members):
         stack.sync(j)
-        cfg = m.config
-        record = {"epoch": epoch, **{f"train_{k}": v[j] for k, v in means.items()}}
-        if val is not None:
-            vals = evaluate_loss(m.model, val, cfg.eval_batch_size, cfg.input_noise, cfg.seed,
-                                 reconstruction_step, cfg.precision)
-            record.update({"val_" + k: v for k, v in vals.items()})
-        record["seconds"] = time.perf_counter() - t0
-        m.state.history.epochs.append(record)
-        m.state.history.seconds = time.perf_counter() - t_start
-        for cb in m.state.callbacks:
-            cb.on_epoch_end(m.state, record)
-
-
-def _finish(m: _Member, device: torch.device) -> History:
-    """A member leaves: its fit ends as ``fit`` ends (restore-best and the other end hooks)."""
-    hist = m.state.history
-    for cb in m.state.callbacks:
-        cb.on_fit_end(m.state)
-    hist.peak_rss_mb = peak_rss_mb()
-    if device.type == "cuda":
-        hist.peak_rss_mb = max(hist.peak_rss_mb, torch.cuda.max_memory_allocated(device) / 2**20)
-    return hist
+        end_epoch(m.state, {k: v[j] for k, v in means.items()}, val, reconstruction_step, t0, t_start)
 
 
 def stacking_speedup(build, x: torch.Tensor, configs: Sequence[TrainConfig], steps: int = 6) -> float:

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from .callbacks import Callback, Divergence, FitState, History
-from .callbacks import EarlyStoppingCallback
+from .callbacks import Callback, Divergence, EarlyStoppingCallback, FitState, History
 from .models.base import Autoencoder
 from .optim import OPTIMIZERS, flatten_parameters, make_optimizer
 
@@ -221,9 +220,7 @@ def fit(model, data, config: TrainConfig, callbacks: Sequence[Callback] = (), *,
         if state.should_stop:
             break
         t0 = time.perf_counter()
-        state.epoch = epoch
-        for cb in cbs:
-            cb.on_epoch_start(state)
+        start_epoch(state, epoch)
         perm = torch.randperm(n, generator=gens["shuffle"]).to(device)
         sums: dict[str, torch.Tensor] = {}
         for i in range(0, n, bs):
@@ -237,21 +234,38 @@ def fit(model, data, config: TrainConfig, callbacks: Sequence[Callback] = (), *,
             opt.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float() * len(xb)
-        record: dict = {"epoch": epoch}
-        for k, v in sums.items():
-            record["train_" + k] = (v / n).item()
-        if val is not None:
-            vals = evaluate_loss(model, val, config.eval_batch_size, config.input_noise, config.seed,
-                                 step, config.precision)
-            record.update({"val_" + k: v for k, v in vals.items()})
-        record["seconds"] = time.perf_counter() - t0
-        hist.epochs.append(record)
-        hist.seconds = time.perf_counter() - t_start
-        for cb in cbs:
-            cb.on_epoch_end(state, record)
+        means = dict(zip(sums, (torch.stack(list(sums.values())) / n).tolist()))  # one host sync
+        end_epoch(state, means, val, step, t0, t_start)
     hist.seconds = time.perf_counter() - t_start
-    for cb in cbs:
+    return end_fit(state, device)
+
+
+def start_epoch(state: FitState, epoch: int) -> None:
+    state.epoch = epoch
+    for cb in state.callbacks:
+        cb.on_epoch_start(state)
+
+
+def end_epoch(state: FitState, train: dict[str, float], val, step: StepFn, t0: float, t_start: float) -> None:
+    """The epoch's record (the train means, the validation losses, seconds) into the history,
+    then the callbacks see it: shared by ``fit`` and each member of ``fit_stacked``."""
+    cfg = state.config
+    record: dict = {"epoch": state.epoch, **{"train_" + k: v for k, v in train.items()}}
+    if val is not None:
+        vals = evaluate_loss(state.model, val, cfg.eval_batch_size, cfg.input_noise, cfg.seed, step, cfg.precision)
+        record.update({"val_" + k: v for k, v in vals.items()})
+    record["seconds"] = time.perf_counter() - t0
+    state.history.epochs.append(record)
+    state.history.seconds = time.perf_counter() - t_start
+    for cb in state.callbacks:
+        cb.on_epoch_end(state, record)
+
+
+def end_fit(state: FitState, device: torch.device) -> History:
+    """The fit ends: its callbacks' end hooks (e.g. restore-best), then the peak memory."""
+    for cb in state.callbacks:
         cb.on_fit_end(state)
+    hist = state.history
     hist.peak_rss_mb = peak_rss_mb()
     if device.type == "cuda":
         hist.peak_rss_mb = max(hist.peak_rss_mb, torch.cuda.max_memory_allocated(device) / 2**20)
