@@ -13,9 +13,13 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .runs import read_metrics
+
+if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
+    from .datasets import DataInfo
 
 EXTRAS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # tracker -> module it needs
 
@@ -56,7 +60,7 @@ class Tracker:
 class MLflowTracker(Tracker):
     """One parent MLflow run per study, one child per trained run (MLflow's nesting tag)."""
 
-    def __init__(self, study: str, info: dict, seed, uri: str | None, run_name: str):
+    def __init__(self, study: str, info: DataInfo, seed, uri: str | None, run_name: str):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
@@ -66,8 +70,8 @@ class MLflowTracker(Tracker):
         self.exp_id = exp.experiment_id if exp else self.client.create_experiment(study)
         self.parent = self.client.create_run(self.exp_id, run_name=run_name, tags={"aelab.study": study}).info.run_id
         self.client.log_batch(self.parent, params=[
-            Param("seed", str(seed)), Param("dataset", str(info.get("dataset"))),
-            Param("n_images", str(info.get("n_images")))])
+            Param("seed", str(seed)), Param("dataset", str(info.dataset)),
+            Param("n_images", str(info.n_images))])
         self.study, self.children = study, {}
 
     def start_run(self, name, entry):
@@ -179,7 +183,7 @@ class _Safe(Tracker):
     def finish(self, *a): self._call("finish", *a)
 
 
-def make_tracker(kind: str, uri: str | None, study: str, info: dict, seed, run_name: str,
+def make_tracker(kind: str, uri: str | None, study: str, info: DataInfo, seed, run_name: str,
                  folder: Path) -> Tracker:
     """A tracker for one study run named ``run_name``; TensorBoard writes under ``folder``
     unless ``uri`` says where."""
