@@ -127,10 +127,10 @@ def _load(cfg, seed: int, data_dir):
 
 def _stratification(labelled: bool, cut: bool, seed: int) -> str:
     if not cut:
-        return "none: the official train and test parts as published"
+        return "none (the official train and test parts as published)"
     if not labelled:
-        return f"at random (seed {seed}): the images have no labels to stratify by"
-    return f"stratified by class (seed {seed}): every part keeps the class proportions"
+        return f"at random (seed {seed}; the images have no labels)"
+    return f"stratified by class (seed {seed})"
 
 
 def prepare(cfg, seed: int, data_dir: str | Path | None = None) -> tuple[dict[str, Dataset], DataInfo]:
