@@ -63,15 +63,13 @@ class StudyFile:
         "the [[steps]] run after training, in order"))] = field(default_factory=list)
 
 
-ClassName = Annotated[str, Field(pattern=r"\S", max_length=4096)]  # not blank
-ClassIndex = Annotated[int, Field(ge=0)]
+ClassName = Annotated[str, Field(pattern=r"\S", max_length=4096)] | Annotated[int, Field(ge=0)]  # not blank
 SplitWeights = Annotated[list[Annotated[float, Field(gt=0, le=1e9)]], Field(min_length=2, max_length=3)]
 
 
 @dataclass
 class DataConfig:
-    """The ``[data]`` table. Types and ranges are declared on the fields; what spans keys or
-    needs the dataset registry is :meth:`check`, run once when the study loads."""
+    """``[data]``: types and ranges declared here; :meth:`check` (once, at load) the rest."""
 
     dataset: Annotated[str, Field(min_length=1, max_length=4096, description=(
         "a dataset name (see `aelab data`), a .npz file or a folder of images"))] = "mnist-5k"
@@ -80,7 +78,7 @@ class DataConfig:
     part: Annotated[Literal["train", "test", "all"], Field(description=(
         "for datasets with an official split: its training part (60,000), test part (10,000) or "
         "both (70,000)"))] = "all"
-    classes: Annotated[list[ClassName | ClassIndex] | None, Field(min_length=1, max_length=100_000, description=(
+    classes: Annotated[list[ClassName] | None, Field(min_length=1, max_length=100_000, description=(
         "keep only these classes (names or indices); relabelled 0..K-1"))] = None
     split: Annotated[SplitWeights | Literal["official"], Field(
         description=("train/val/test weights (two weights: train/test, no validation), or "
@@ -97,11 +95,9 @@ class DataConfig:
         return self.split == "official" or len(self.split) == 3
 
     def check(self) -> None:
-        """Names against the dataset registry and the keys that go together, before any data
-        is read; one ConfigError sentence naming ``data.<key>``."""
-        check_dataset_name(self.dataset, "data.dataset")
-        if self.fallback not in (None, ""):
-            check_dataset_name(self.fallback, "data.fallback")
+        """Names against the dataset registry, and keys that go together: one sentence each."""
+        for key in ("dataset", "fallback") if self.fallback else ("dataset",):  # fallback "": none
+            check_dataset_name(getattr(self, key), f"data.{key}")
         entry = registered(self.dataset)
         if self.split == "official":
             if entry is None or not entry.info.official_split:
