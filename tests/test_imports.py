@@ -91,7 +91,7 @@ def test_importing_aelab_has_no_side_effects():
     out = _run(
         "import os, matplotlib, torch\n"
         "matplotlib.use('svg'); os.umask(0o027); torch.manual_seed(5); s = torch.get_rng_state()\n"
-        "import aelab.report.plots, aelab.runs, aelab.runner, aelab.train, aelab.steps, aelab.data\n"
+        "import aelab.report.plots, aelab.runs, aelab.runner, aelab.train, aelab.steps, aelab.datasets\n"
         "print(matplotlib.get_backend(), oct(os.umask(0o027)), torch.equal(s, torch.get_rng_state()))")
     assert out == "svg 0o27 True"
 

@@ -176,7 +176,7 @@ def _grid_images(fig, n):
                                   "numpy 2-D", "numpy NCHW", "numpy uint8", "tensor uint8",
                                   "dataset"])
 def test_compare_reconstructions_takes_what_a_notebook_has(form):
-    from aelab.data import Dataset
+    from aelab.datasets import Dataset
 
     model = _model()
     gen = torch.Generator().manual_seed(0)

@@ -72,9 +72,10 @@ def test_sparse_codes_fashion_quick_runs_on_fashion_mnist(tmp_path):
 
 @pytest.mark.realdata
 def test_novelty_quick_scores_all_ten_fashion_classes(tmp_path):
-    from aelab.data import DEBIAN_DIRS
+    from aelab import datasets  # noqa: F401  (register the datasets)
+    from aelab.registry import DATASETS
 
-    if not DEBIAN_DIRS["fashion-mnist"].is_dir():
+    if not DATASETS.get("fashion-mnist").info.debian.is_dir():
         pytest.skip("Fashion-MNIST IDX files are not installed")
     folder = run_study(load_study("novelty", quick=True), out=tmp_path / "x", quiet=True)
     m = _metrics(folder)

@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "load_dataset": "data", "filter_classes": "data", "stratified_split": "data", "Dataset": "data",
+    "load_dataset": "datasets", "filter_classes": "datasets", "stratified_split": "datasets", "Dataset": "datasets",
     "create_model": "models", "list_models": "models", "register_model": "models",
     "Autoencoder": "models", "model_summary": "models.summary", "training_line": "models.summary",
     "fit": "train", "TrainConfig": "train", "EarlyStopping": "train", "History": "train",

@@ -220,7 +220,7 @@ def data(
         from rich.markup import escape
         from rich.table import Table
 
-        from .data import dataset_status
+        from .datasets import dataset_status
 
         table = Table(title="Datasets", title_justify="left")
         for column in ("dataset", "here", "source, or how to get it", "checksums"):

@@ -24,9 +24,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from .datasets import check_dataset_name, class_indices, registered
 from .errors import AelabError, ConfigError
 from .params import key_text, listing, slug, validate
 from .params import short as _short
+from .registry import DATASETS
 from .train import Seed
 
 if sys.version_info >= (3, 11):
@@ -61,8 +63,14 @@ class StudyFile:
         "the [[steps]] run after training, in order"))] = field(default_factory=list)
 
 
+ClassName = Annotated[str, Field(pattern=r"\S", max_length=4096)] | Annotated[int, Field(ge=0)]  # not blank
+SplitWeights = Annotated[list[Annotated[float, Field(gt=0, le=1e9)]], Field(min_length=2, max_length=3)]
+
+
 @dataclass
 class DataConfig:
+    """``[data]``: types and ranges declared here; :meth:`check` (once, at load) the rest."""
+
     dataset: Annotated[str, Field(min_length=1, max_length=4096, description=(
         "a dataset name (see `aelab data`), a .npz file or a folder of images"))] = "mnist-5k"
     fallback: Annotated[str | None, Field(max_length=4096, description=(
@@ -70,9 +78,9 @@ class DataConfig:
     part: Annotated[Literal["train", "test", "all"], Field(description=(
         "for datasets with an official split: its training part (60,000), test part (10,000) or "
         "both (70,000)"))] = "all"
-    classes: Annotated[list[str | int] | None, Field(min_length=1, max_length=100_000, description=(
+    classes: Annotated[list[ClassName] | None, Field(min_length=1, max_length=100_000, description=(
         "keep only these classes (names or indices); relabelled 0..K-1"))] = None
-    split: Annotated[list[Annotated[float, Field(gt=0, le=1e9)]] | Literal["official"], Field(
+    split: Annotated[SplitWeights | Literal["official"], Field(
         description=("train/val/test weights (two weights: train/test, no validation), or "
                      "'official': the dataset's own training and test sets"))] = field(
         default_factory=lambda: [5.0, 1.0, 1.0])
@@ -85,6 +93,26 @@ class DataConfig:
     @property
     def has_val(self) -> bool:
         return self.split == "official" or len(self.split) == 3
+
+    def check(self) -> None:
+        """Names against the dataset registry, and keys that go together: one sentence each."""
+        for key in ("dataset", "fallback") if self.fallback else ("dataset",):  # fallback "": none
+            check_dataset_name(getattr(self, key), f"data.{key}")
+        entry = registered(self.dataset)
+        if self.split == "official":
+            if entry is None or not entry.info.official_split:
+                with_split = [e.name for e in DATASETS.entries() if e.info.official_split]
+                raise ConfigError(f"data.split = 'official' needs a dataset with an official train/test "
+                                  f"split ({', '.join(with_split)}); {self.dataset!r} has none: give split "
+                                  "weights such as [5, 1, 1].")
+            if self.part != "all":
+                raise ConfigError(f"data.part = {self.part!r} does not go with data.split = 'official', "
+                                  "which uses both parts; remove data.part.")
+        if self.classes is not None and entry is not None:
+            try:
+                class_indices(self.classes, entry.info.classes, entry.name, ConfigError)
+            except ConfigError as err:
+                raise ConfigError(f"data.classes: {err}") from None
 
 
 @dataclass(kw_only=True)
@@ -347,13 +375,12 @@ def load_study(name_or_path: str, quick: bool = False, overrides=(), seed: int |
 def build_study(d: dict, source: str = "", quick: bool = False, limits: Limits | None = None) -> Study:
     """Check a resolved study table and plan its runs; every error is one sentence."""
     from . import plan
-    from .data import check_data_config
     from .steps import check_steps
 
     top = validate(StudyFile, d)
     slug(top.name, "name")
     data = validate(DataConfig, top.data, "data")
-    check_data_config(data)
+    data.check()
     models = []
     for i, m in enumerate(top.models):
         entry = validate(ModelEntry, m, f"models[{i}]")

@@ -150,8 +150,9 @@ def _study() -> str:
 
 
 def _data() -> str:
+    from . import datasets  # noqa: F401  (register the datasets)
     from .config import DataConfig
-    from .data import DATASETS
+    from .registry import DATASETS
 
     return "\n".join([
         "## [data]",
@@ -406,24 +407,25 @@ def _shape(shape) -> str:
 
 
 def _dataset_section(entry) -> str:
-    from .data import how_to_get
+    from .datasets import how_to_get
 
-    m = entry.meta
-    split = m.get("official_split")
-    classes = m.get("classes") or []
-    lines = [f"### {entry.name}", "", m.get("description", ""), "",
-             f"- images: {_shape(m.get('image_shape'))}",
+    info = entry.info
+    split = info.official_split
+    classes = info.classes
+    lines = [f"### {entry.name}", "", info.description, "",
+             f"- images: {_shape(info.image_shape)}",
              f"- classes ({len(classes)}): " + ", ".join(classes),
              "- official split: " + (" / ".join(f"{k} {v:,}" for k, v in split.items())
                                      + " (`split = \"official\"`)" if split else "none (use split weights)"),
              f"- how to get it: {how_to_get(entry.name)}"]
-    if m.get("debian"):
-        lines.append(f"- Debian's package installs it in `{m['debian']}`")
+    if info.debian:
+        lines.append(f"- Debian's package installs it in `{info.debian}`")
     return "\n".join(lines)
 
 
 def _datasets() -> str:
-    from .data import DATASETS
+    from . import datasets  # noqa: F401  (register the datasets)
+    from .registry import DATASETS
 
     out = [
         "## Datasets",
@@ -449,9 +451,8 @@ _BUILDERS = {"study": _study, "data": _data, "train": _train, "models": _models,
 def reference(topic: str | None = None) -> str:
     """The study-file reference as Markdown: everything, one section (``SECTIONS``), or the
     part about one model, step or dataset by name."""
-    from . import models, steps  # noqa: F401  (register the models and step kinds)
-    from .data import DATASETS
-    from .registry import MODELS, STEPS
+    from . import datasets, models, steps  # noqa: F401  (register the datasets, models and step kinds)
+    from .registry import DATASETS, MODELS, STEPS
 
     if topic is None:
         parts = [_intro()] + [_BUILDERS[s]() for s in SECTIONS]

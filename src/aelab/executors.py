@@ -178,7 +178,7 @@ def check_ray() -> None:
 def _ray_task(spec, data, resume, events):
     import torch
 
-    from .data import Dataset
+    from .datasets import Dataset
 
     splits = {k: Dataset(d["name"], torch.from_numpy(d["x"]), None if d["y"] is None else torch.from_numpy(d["y"]),
                          d["class_names"], d["source"]) for k, d in data.items()}

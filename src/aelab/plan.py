@@ -174,7 +174,7 @@ def check_runs(runs: list[RunSpec], data, limits) -> None:
         if r.train.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"{r.where}.train.device = 'cuda', but PyTorch sees no CUDA GPU on this "
                               "machine; use 'cpu' or 'auto'.")
-    from .data import known_image_shape
+    from .datasets import known_image_shape
 
     shape = known_image_shape(data)
     if shape is not None:

@@ -14,9 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AelabError
 from .records import RunRecord
+
+if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
+    from .datasets import DataInfo
 
 __all__ = ["Run", "open_run"]
 
@@ -66,7 +70,7 @@ class Run:
         trained = [n for n in planned if (path / "checkpoints" / f"{n}.safetensors").is_file()]
         self.models = Models(path, trained)
         self._splits = None
-        self.data_info: dict | None = None  # data.prepare's info, once the splits are loaded
+        self.data_info: DataInfo | None = None  # datasets.prepare's info, once the splits are loaded
 
     @property
     def complete(self) -> bool:
@@ -93,7 +97,7 @@ class Run:
 
     @property
     def splits(self) -> dict:
-        """"train"/"val"/"test" -> data.Dataset: the images and labels the runs used."""
+        """"train"/"val"/"test" -> datasets.Dataset: the images and labels the runs used."""
         if self._splits is None:
             self._splits, self.data_info = _rebuild_splits(self)
         return self._splits
@@ -142,25 +146,26 @@ def open_run(folder: str | Path, data_dir=None) -> Run:
     return Run(path, metrics, study, data_dir or resume.get("data_dir"))
 
 
-def _rebuild_splits(run: Run) -> tuple[dict, dict]:
-    """``data.prepare`` on the study's ``[data]`` and seed, as the runner called it, loading the
+def _rebuild_splits(run: Run) -> tuple[dict, DataInfo]:
+    """``datasets.prepare`` on the study's ``[data]`` and seed, as the runner called it, loading the
     dataset the run actually used (its fallback, if it fell back); refused when the result does
     not match what the run recorded (another dataset found now, other sizes or classes)."""
     import dataclasses
 
-    from .data import prepare
+    from .datasets import DataInfo, prepare
 
-    study, wrote = run.study, run.metrics.get("dataset") or {}
+    study, table = run.study, run.metrics.get("dataset")
+    wrote = DataInfo.from_json(table) if table else None
     cfg = study.data
-    if wrote.get("fallback_used") and cfg.fallback:
+    if wrote and wrote.fallback_used and cfg.fallback:
         cfg = dataclasses.replace(cfg, dataset=cfg.fallback, fallback=None)
     elif wrote:
         cfg = dataclasses.replace(cfg, fallback=None)  # the run had its dataset: so must we
     splits, info = prepare(cfg, study.seed, run.data_dir)
     for key in ("dataset", "splits", "class_names", "image_shape"):
-        if key in wrote and wrote[key] != info[key]:
+        if wrote and getattr(wrote, key) != getattr(info, key):
             raise AelabError(
                 f"The data found now do not match what {run.path} used ({key}: run "
-                f"{wrote[key]!r}, now {info[key]!r}); pass the data folder the study ran with as "
-                "data_dir.")
+                f"{getattr(wrote, key)!r}, now {getattr(info, key)!r}); pass the data folder the "
+                "study ran with as data_dir.")
     return splits, info

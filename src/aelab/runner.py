@@ -130,7 +130,7 @@ class _Session:
     def prepare(self) -> None:
         """Load the data and print the study's header; checks that need the data run here,
         before any folder exists."""
-        from .data import known_image_shape, prepare
+        from .datasets import known_image_shape, prepare
         from .models import create_model
         from .models.summary import model_summary, training_line
         from .plan import check_models
@@ -247,7 +247,7 @@ class _Session:
         return [self.records[s.name] for s in self.study.runs if s.name in self.records]
 
     def _metrics(self, complete: bool, extra: dict | None = None) -> dict:
-        return {"study": self.study.name, "description": self.study.description, "dataset": self.info,
+        return {"study": self.study.name, "description": self.study.description, "dataset": self.info.to_json(),
                 "data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None,
                 "seed": self.study.seed, "quick": self.study.quick, "complete": complete,
                 "runs": [r.to_json() for r in self._ordered()], **(extra or {})}
@@ -284,7 +284,8 @@ class _Session:
             path = folder.file("checkpoints", f"{r.name}.safetensors")
             if path.is_file():
                 models[r.name] = load_checkpoint(path)
-        ctx = StudyContext(study, self.splits, records, models, folder, console, data_info=self.info,
+        # MERGE: steps still read the info as a dict; pass self.info once they read DataInfo.
+        ctx = StudyContext(study, self.splits, records, models, folder, console, data_info=self.info.to_json(),
                            data_dir=self.data_dir)
         failures = []
         for step in study.steps:

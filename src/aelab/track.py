@@ -13,9 +13,13 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .runs import read_metrics
+
+if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
+    from .datasets import DataInfo
 
 EXTRAS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # tracker -> module it needs
 
@@ -56,7 +60,7 @@ class Tracker:
 class MLflowTracker(Tracker):
     """One parent MLflow run per study, one child per trained run (MLflow's nesting tag)."""
 
-    def __init__(self, study: str, info: dict, seed, uri: str | None, run_name: str):
+    def __init__(self, study: str, info: DataInfo | None, seed, uri: str | None, run_name: str):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
@@ -66,8 +70,8 @@ class MLflowTracker(Tracker):
         self.exp_id = exp.experiment_id if exp else self.client.create_experiment(study)
         self.parent = self.client.create_run(self.exp_id, run_name=run_name, tags={"aelab.study": study}).info.run_id
         self.client.log_batch(self.parent, params=[
-            Param("seed", str(seed)), Param("dataset", str(info.get("dataset"))),
-            Param("n_images", str(info.get("n_images")))])
+            Param("seed", str(seed)), Param("dataset", str(getattr(info, "dataset", None))),
+            Param("n_images", str(getattr(info, "n_images", None)))])  # None: a folder without data info
         self.study, self.children = study, {}
 
     def start_run(self, name, entry):
@@ -179,7 +183,7 @@ class _Safe(Tracker):
     def finish(self, *a): self._call("finish", *a)
 
 
-def make_tracker(kind: str, uri: str | None, study: str, info: dict, seed, run_name: str,
+def make_tracker(kind: str, uri: str | None, study: str, info: DataInfo | None, seed, run_name: str,
                  folder: Path) -> Tracker:
     """A tracker for one study run named ``run_name``; TensorBoard writes under ``folder``
     unless ``uri`` says where."""
@@ -203,8 +207,11 @@ def track_run(kind: str, run_dir: str | Path, uri: str | None = None) -> str:
     the TensorBoard log folder (default ``<run_dir>/tensorboard``)."""
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
-    tracker = make_tracker(kind, uri, metrics.get("study") or run_dir.name, metrics.get("dataset") or {},
-                           metrics.get("seed"), run_dir.name, run_dir)
+    from .datasets import DataInfo  # imports torch: only when a run folder is replayed
+
+    info = DataInfo.from_json(metrics["dataset"]) if metrics.get("dataset") else None
+    tracker = make_tracker(kind, uri, metrics.get("study") or run_dir.name, info, metrics.get("seed"),
+                           run_dir.name, run_dir)
     for entry in metrics.get("runs") or []:
         if "history" not in entry:  # baselines (raw pixels) are not runs
             continue

