@@ -86,7 +86,7 @@ def aelab_epochs(name: str, model, x: torch.Tensor, epochs: int, batch_size: int
 
 
 def load_images(n: int) -> torch.Tensor:
-    from aelab.data import load_dataset
+    from aelab.datasets import load_dataset
 
     try:
         x = load_dataset("fashion-mnist", part="train").x

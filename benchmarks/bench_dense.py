@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from aelab.data import filter_classes, load_dataset, stratified_split
+from aelab.datasets import filter_classes, load_dataset, stratified_split
 from aelab.models import create_model
 from aelab.train import TrainConfig, fit
 

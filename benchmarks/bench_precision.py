@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from aelab.data import filter_classes, limit_per_class, load_dataset, stratified_split  # noqa: E402
+from aelab.datasets import filter_classes, limit_per_class, load_dataset, stratified_split  # noqa: E402
 from aelab.models import create_model  # noqa: E402
 from aelab.train import TrainConfig, fit  # noqa: E402
 

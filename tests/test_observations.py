@@ -5,6 +5,7 @@ import re
 import pytest
 
 from aelab.config import load_study
+from aelab.datasets import DataInfo
 from aelab.records import RunRecord
 from aelab.registry import STEPS
 from aelab.steps import StudyContext
@@ -33,7 +34,7 @@ def record(name, val, train=None, spe=1.0, status="completed", metrics=None, pen
 
 
 def observe(study, records) -> str:
-    ctx = StudyContext(study, {}, records, {}, None, None, data_info={"image_shape": [1, 28, 28]})
+    ctx = StudyContext(study, {}, records, {}, None, None, data_info=DataInfo("mnist", "mnist", False, "", 0, (1, 28, 28), [], "", {}, {}))
     STEPS.get("observations").fn(ctx)
     assert ctx.summary[0] == "Observations:"
     return "\n".join(ctx.summary)

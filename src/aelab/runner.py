@@ -284,8 +284,7 @@ class _Session:
             path = folder.file("checkpoints", f"{r.name}.safetensors")
             if path.is_file():
                 models[r.name] = load_checkpoint(path)
-        # MERGE: steps still read the info as a dict; pass self.info once they read DataInfo.
-        ctx = StudyContext(study, self.splits, records, models, folder, console, data_info=self.info.to_json(),
+        ctx = StudyContext(study, self.splits, records, models, folder, console, data_info=self.info,
                            data_dir=self.data_dir)
         failures = []
         for step in study.steps:

@@ -84,7 +84,7 @@ def test_prepare_with_weights_keeps_the_old_info(digits5k):
     assert {k: len(v) for k, v in splits.items()} == {"train": 150, "val": 30, "test": 30}
     assert info.split == "stratified 5:1:1 (150/30/30)"
     assert set(info.to_json()) == {"dataset", "requested", "fallback_used", "source", "n_images", "image_shape",
-                         "class_names", "split", "splits", "distribution"}
+                         "class_names", "split", "splits", "distribution", "scaling", "stratification"}
     assert info.image_shape == (1, 28, 28) and info.n_images == 210
     assert info.distribution["val"] == [("0", 10, 100 / 3), ("1", 10, 100 / 3), ("2", 10, 100 / 3)]
     same = D.stratified_split(D.limit_per_class(D.filter_classes(digits5k, [0, 1, 2]), 210, seed=0), [5, 1, 1], seed=0)
@@ -143,8 +143,11 @@ def test_data_info_round_trips_through_json(digits5k):
     _, info = D.prepare(data_cfg(classes=[0, 1, 2], limit=210), seed=0)
     table = json.loads(json.dumps(info.to_json()))  # as metrics.json holds it
     assert set(table) == {"dataset", "requested", "fallback_used", "source", "n_images", "image_shape",
-                          "class_names", "split", "splits", "distribution"}  # the public format, unchanged
+                          "class_names", "split", "splits", "distribution",  # the published keys
+                          "scaling", "stratification"}  # and the preprocessing, added 2026-11
     back = D.DataInfo.from_json(table)
     assert back.to_json() == info.to_json() and back.image_shape == (1, 28, 28)
     assert back == D.DataInfo(**{**table, "image_shape": (1, 28, 28), "distribution": info.distribution})
-    assert back.scaling == "" and info.scaling  # not in metrics.json: printed, not stored
+    assert back == info and info.scaling.startswith("pixel values")
+    old = {k: v for k, v in table.items() if k not in ("scaling", "stratification")}  # a folder from before
+    assert D.DataInfo.from_json(old).preprocessing == ""

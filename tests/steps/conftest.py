@@ -88,7 +88,7 @@ def every_step(tmp_path_factory):
     """The finished study: its metrics.json (``runs`` by name, raw-pixels included), figures,
     console text, the splits the steps saw and the trained models from the checkpoints."""
     from aelab.config import load_study
-    from aelab.data import prepare
+    from aelab.datasets import prepare
     from aelab.runner import run_study
     from aelab.runs import load_checkpoint
 

@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from aelab.config import load_study
-from aelab.data import load_dataset
+from aelab.datasets import load_dataset
 from aelab.errors import ConfigError
 
 from .conftest import STUDY

@@ -26,6 +26,7 @@ from .split import (
 
 _JSON_KEYS = ("dataset", "requested", "fallback_used", "source", "n_images", "image_shape", "class_names",
               "split", "splits", "distribution")  # metrics.json's "dataset" table: a public format
+_ADDED_KEYS = ("scaling", "stratification")  # added 2026-11; older folders lack them
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class DataInfo:
     split: str  # how the parts were made, e.g. "stratified 5:1:1 (150/30/30)"
     splits: dict[str, int]  # part ("train", "val", "test") -> images
     distribution: dict[str, list[tuple[str, int, float]]]  # part -> (class, count, percent); {} unlabelled
-    # Not in metrics.json (its "dataset" table keeps its published keys); printed with the data.
+    # Printed with the data and stated in the report, so a report can cite them.
     scaling: str = ""  # how stored pixel values became floats in [0, 1]
     stratification: str = ""  # how the parts keep (or not) the class proportions
 
@@ -52,15 +53,15 @@ class DataInfo:
         return "; ".join(p for p in (self.scaling, self.stratification and f"split {self.stratification}") if p)
 
     def to_json(self) -> dict:
-        """metrics.json's ``"dataset"`` table, exactly as it has always been written."""
-        out = {k: getattr(self, k) for k in _JSON_KEYS}
+        """metrics.json's ``"dataset"`` table: its published keys, and the preprocessing."""
+        out = {k: getattr(self, k) for k in _JSON_KEYS + _ADDED_KEYS}
         out["image_shape"] = list(self.image_shape)
         return out
 
     @classmethod
     def from_json(cls, d: dict) -> DataInfo:
         """A run folder's ``"dataset"`` table read back (JSON lists become tuples again)."""
-        values = {k: d[k] for k in _JSON_KEYS}
+        values = {k: d[k] for k in _JSON_KEYS} | {k: str(d.get(k) or "") for k in _ADDED_KEYS}
         values["image_shape"] = tuple(d["image_shape"])
         values["distribution"] = {k: [tuple(r) for r in rows] for k, rows in d["distribution"].items()}
         return cls(**values)

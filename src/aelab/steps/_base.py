@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ..datasets import DataInfo
 from ..errors import ConfigError
 from ..params import listing, short, validate
 from ..registry import STEPS
@@ -58,7 +59,7 @@ class StudyContext:
     baselines: list[dict] = field(default_factory=list)  # e.g. the raw-pixel entry
     figures: list[str] = field(default_factory=list)
     captions: dict[str, str] = field(default_factory=dict)
-    data_info: dict = field(default_factory=dict)  # MERGE: DataInfo
+    data_info: DataInfo | None = None  # what the study ran on (datasets.DataInfo)
     data_dir: object = None  # the data folder the study ran with, for steps that load more data
 
     def selected(self, runs: list[str] | None = None) -> list:

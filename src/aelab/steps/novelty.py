@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from ..data import _class_indices as class_indices  # MERGE: aelab.datasets.class_indices
-from ..data import check_dataset_name, load_dataset
+from ..datasets import check_dataset_name, class_indices, load_dataset
 from ..errors import ConfigError
 from ..evaluate import novelty_auroc, reconstruction_errors
 from ..registry import DATASETS
@@ -24,10 +23,10 @@ def _check_novelty(params, runs, data, where) -> None:
                        for n in (data.dataset, params["dataset"] or data.dataset))
     if trained is None or scored is None:
         return  # a file or folder: its classes are known when it is read
-    names = trained.meta["classes"]
+    names = list(trained.info.classes)
     if data.classes is not None:
         names = [names[i] for i in sorted(class_indices(data.classes, names, trained.name, ConfigError))]
-    lower = [c.lower() for c in scored.meta["classes"]]
+    lower = [c.lower() for c in scored.info.classes]
     missing = [c for c in names if c.lower() not in lower]
     if missing:
         raise ConfigError(f"{where} (novelty) scores {scored.name}, whose classes do not include the "
@@ -51,8 +50,7 @@ def step_novelty(ctx, runs: Runs = None,
     # lazy: matplotlib only when the step runs, not when a study loads
     from ..report.plots import score_histogram
 
-    full = load_dataset(dataset or ctx.data_info["dataset"],  # MERGE: DataInfo
-                         part=part, data_dir=ctx.data_dir)
+    full = load_dataset(dataset or ctx.data_info.dataset, part=part, data_dir=ctx.data_dir)
     if full.y is None:
         raise ConfigError(f"Step novelty needs labels to know which classes are new; {full.name} has none.")
     lower = [c.lower() for c in full.class_names]

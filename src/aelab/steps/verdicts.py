@@ -64,10 +64,10 @@ def step_run_table(ctx):
     """A per-run table in the summary: data, epochs, batch, optimizer, final losses, wall time,
     seconds per epoch, peak memory and mean code activation (if measured)."""
     info = ctx.data_info
-    data = info.get("dataset", "?")  # MERGE: DataInfo
-    if info.get("fallback_used"):  # MERGE: DataInfo
-        data += f" (fallback: {info.get('requested')} was not found)"  # MERGE: DataInfo
-    sizes = " / ".join(f"{v:,} {k}" for k, v in info.get("splits", {}).items())  # MERGE: DataInfo
+    data = info.dataset
+    if info.fallback_used:
+        data += f" (fallback: {info.requested} was not found)"
+    sizes = " / ".join(f"{v:,} {k}" for k, v in info.splits.items())
     lines = [f"Data: {data}; {sizes} images.",
              f"{'run':<18}{'epochs':>7}{'batch':>6}  {'optimizer':<18}{'train':>9}{'val':>9}{'test':>9}"
              f"{'time s':>8}{'s/ep':>7}{'peak MB':>8}{'code act':>9}"]
@@ -129,7 +129,7 @@ def step_observations(ctx, window: Annotated[int | None, Field(ge=1, le=100_000,
     code (with a ``sparsity`` or ``code_activation`` step before it); when early stopping ended
     each run and whether its loss was still falling; over- or under-fitting from the train and
     validation losses. Put it after the steps whose numbers it should use."""
-    shape = ctx.data_info.get("image_shape")  # MERGE: DataInfo
+    shape = list(ctx.data_info.image_shape) if ctx.data_info is not None else None
     if shape is None and "train" in ctx.splits:
         shape = list(ctx.splits["train"].x.shape[1:])
     stopping = {s.name: s.train.early_stopping for s in getattr(ctx.study, "runs", [])}
