@@ -71,15 +71,7 @@ def run(
 
     from .errors import AelabError
 
-    if (study is None) == (resume is None):
-        _fail(AelabError("Give a study to run, or --resume DIR to continue an interrupted one (not both)."))
-    if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
-        _fail(AelabError(f"--jobs {jobs!r} is not allowed; give a number of runs at a time (1, 2, ...) or 'auto'."))
-    if executor not in EXECUTORS:
-        _fail(AelabError(f"--executor {executor!r} is not allowed; use one of: {', '.join(EXECUTORS.names())}."))
-    if resume is not None and (set_ or seed is not None or quick or out is not None):
-        _fail(AelabError("--resume continues a study as it was started; leave out --set, --seed, "
-                         "--quick and --out."))
+    _check_run_options(study, resume, jobs, executor, bool(set_ or seed is not None or quick or out is not None))
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, _on_signal)
@@ -110,6 +102,21 @@ def run(
         raise typer.Exit(code) from None
     if quiet:
         typer.echo(str(folder))
+
+
+def _check_run_options(study, resume, jobs: str, executor: str, changes: bool) -> None:
+    """What `run` can tell from its options alone; ``changes``: --set, --seed, --quick or --out given."""
+    from .errors import AelabError
+
+    if (study is None) == (resume is None):
+        _fail(AelabError("Give a study to run, or --resume DIR to continue an interrupted one (not both)."))
+    if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
+        _fail(AelabError(f"--jobs {jobs!r} is not allowed; give a number of runs at a time (1, 2, ...) or 'auto'."))
+    if executor not in EXECUTORS:
+        _fail(AelabError(f"--executor {executor!r} is not allowed; use one of: {', '.join(EXECUTORS.names())}."))
+    if resume is not None and changes:
+        _fail(AelabError("--resume continues a study as it was started; leave out --set, --seed, "
+                         "--quick and --out."))
 
 
 def _resume_hint(err: BaseException) -> str:
