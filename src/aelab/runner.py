@@ -16,7 +16,11 @@ import time
 from pathlib import Path
 
 from .errors import AelabError, ConfigError
+from .executors import Task, create_executor
+from .listeners import Listeners, check_listeners
 from .records import RunRecord
+from .runs import RunFolder, load_checkpoint, read_metrics
+from .runs.journal import Journal
 
 __all__ = ["run_study", "resume_study", "StudyFailed"]
 
@@ -71,8 +75,6 @@ def run_study(study, out: str | Path | None = None, *, data_dir=None, console=No
         aelab.run_study("quickstart", listeners=[ValLoss()])
     """
     from .config import load_study
-    from .executors import create_executor
-    from .runs import RunFolder
 
     if isinstance(study, str):
         study = load_study(study)
@@ -103,8 +105,6 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
     """Continue the unfinished study in ``path`` (a ``<out>.incomplete`` folder); the options
     are those of :func:`run_study`."""
     from .config import build_study, parse_toml
-    from .executors import create_executor
-    from .runs import RunFolder, read_metrics
 
     folder = RunFolder.open(path)  # checks resume.json and study.toml are there and sound
     try:
@@ -130,11 +130,10 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
 
 
 class _Session:
-    """One execution of a study: its console, data and the folder's progress."""
+    """One execution of a study, in order: prepare (data, header), execute (the runs, through the
+    listeners), then the steps and the report; the folder's writing is the Journal's."""
 
     def __init__(self, study, console, quiet, data_dir, track, track_uri, listeners):
-        from .listeners import check_listeners
-
         console.record = True  # console.log is the recording (also of a console the caller gave)
         self.study, self.console, self.quiet, self.data_dir = study, console, quiet, data_dir
         self.track, self.track_uri, self.user = track, track_uri, check_listeners(listeners)
@@ -182,10 +181,7 @@ class _Session:
     def execute(self, folder, finished: dict, executor) -> Path:
         """Train the unfinished runs; every event goes to the folder's journal, the display,
         the trackers and the user's listeners, in that order."""
-        from .executors import Task
-        from .listeners import Listeners
         from .report.progress import RunDisplay
-        from .runs.journal import Journal
         from .track import open_trackers
 
         study, console = self.study, self.console
@@ -212,7 +208,6 @@ class _Session:
         from .aggregate import aggregates
         from .report.console import print_results
         from .report.html import write_report
-        from .runs import load_checkpoint
 
         console = self.console
         records = journal.ordered()
