@@ -24,7 +24,8 @@ from bench_dense import shoes  # noqa: E402
 
 from aelab.callbacks import LambdaCallback  # noqa: E402
 from aelab.models import create_model  # noqa: E402
-from aelab.runs import atomic_write, resume_bytes  # noqa: E402
+from aelab.runs.folder import atomic_write  # noqa: E402
+from aelab.runs.states import resume_bytes  # noqa: E402
 from aelab.train import EarlyStopping, TrainConfig, fit, snapshot  # noqa: E402
 
 

@@ -598,9 +598,9 @@ def test_a_second_run_into_the_same_out_fails_at_once(tmp_path, monkeypatch):
 def test_a_full_disk_keeps_finished_work_and_says_so(tmp_path, monkeypatch):
     """The disk fills up after the first run finished: one sentence naming the error and how
     to continue; the first run's checkpoint and record stay; --resume then finishes the study."""
-    import aelab.runs
+    import aelab.runs.folder
 
-    real = aelab.runs.atomic_write
+    real = aelab.runs.folder.atomic_write
     full = {"on": False}
 
     def write(path, data):
@@ -610,7 +610,7 @@ def test_a_full_disk_keeps_finished_work_and_says_so(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(path, data)
 
-    monkeypatch.setattr(aelab.runs, "atomic_write", write)
+    monkeypatch.setattr(aelab.runs.folder, "atomic_write", write)
     out = tmp_path / "out"
     line = one_line_exit_2(cli.invoke(app, ["run", str(tiny(tmp_path)), "--out", str(out), "--quiet"]))
     incomplete = tmp_path / "out.incomplete"
@@ -618,7 +618,7 @@ def test_a_full_disk_keeps_finished_work_and_says_so(tmp_path, monkeypatch):
     assert (incomplete / "checkpoints" / "a.safetensors").is_file()
     runs = json.loads((incomplete / "metrics.json").read_text())["runs"]
     assert [r["name"] for r in runs] == ["a"] and runs[0]["status"] == "completed"
-    monkeypatch.setattr(aelab.runs, "atomic_write", real)  # space made
+    monkeypatch.setattr(aelab.runs.folder, "atomic_write", real)  # space made
     result = cli.invoke(app, ["run", "--resume", str(incomplete), "--quiet"])
     assert result.exit_code == 0, (result.stderr, result.exception)
     runs = json.loads((out / "metrics.json").read_text())["runs"]

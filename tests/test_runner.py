@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from aelab import runner
 from aelab.config import load_study
 from aelab.errors import AelabError, ConfigError
+from aelab.listeners import Listener
 from aelab.runner import StudyFailed, resume_study, run_study
 
 TINY = """
@@ -66,17 +66,15 @@ def assert_same_results(a, b):
         assert ra["test_loss"] == pytest.approx(rb["test_loss"], abs=1e-6)
 
 
-def interrupt_after(monkeypatch, run: str, epoch: int):
-    """Ctrl-C as the runner records ``epoch`` of ``run``; returns the real event handler."""
-    real = runner._Session._on_event
+class InterruptAfter(Listener):
+    """Ctrl-C as the runner records ``epoch`` of ``run`` (the listeners before it saw the epoch)."""
 
-    def on_event(self, kind, name, payload):
-        real(self, kind, name, payload)
-        if kind == "epoch" and name == run and payload["epoch"] == epoch:
+    def __init__(self, run: str, epoch: int):
+        self.run, self.epoch = run, epoch
+
+    def on_epoch(self, name, record):
+        if name == self.run and record["epoch"] == self.epoch:
             raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner._Session, "_on_event", on_event)
-    return real
 
 
 @pytest.fixture(scope="module")
@@ -154,13 +152,13 @@ def test_divergence_is_strict_json_with_null(tmp_path):
     assert a["status"] == "diverged" and a["test_loss"] is None and "became" in a["reason"]
 
 
-def test_an_interrupted_study_keeps_its_finished_runs_and_resumes_to_the_same_numbers(tmp_path, baseline, monkeypatch):
+def test_an_interrupted_study_keeps_its_finished_runs_and_resumes_to_the_same_numbers(tmp_path, baseline):
     """Ctrl-C (or SIGTERM) in the second run, after its second epoch: the folder is visible as
     .incomplete, holds the first run complete and the second's resume state; resuming gives
     the numbers of the uninterrupted run."""
-    real = interrupt_after(monkeypatch, "b", 2)
     with pytest.raises(KeyboardInterrupt) as info:
-        run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True)
+        run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True,
+                  listeners=[InterruptAfter("b", 2)])
     part = tmp_path / "run.incomplete"
     assert info.value.run_folder == part
     assert [r["name"] for r in runs_of(part)] == ["a"]
@@ -169,7 +167,6 @@ def test_an_interrupted_study_keeps_its_finished_runs_and_resumes_to_the_same_nu
     with pytest.raises(AelabError, match="holds an unfinished run.*--resume"):
         run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True)
 
-    monkeypatch.setattr(runner._Session, "_on_event", real)
     out = resume_study(part, quiet=True)
     assert out == tmp_path / "run" and not part.exists()
     assert_same_results(runs_of(baseline), runs_of(out))
@@ -243,11 +240,11 @@ def test_ray_executor_gives_the_same_folder_and_numbers(tmp_path, baseline):
 def test_without_ray_the_executor_is_one_sentence(monkeypatch):
     import importlib.util
 
-    from aelab import executors
+    from aelab.executors import create_executor
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(AelabError, match=r"pip install -e '\.\[ray\]'"):
-        executors.check_ray()
+        create_executor("ray")
 
 
 def test_jobs_auto_shares_the_cores():
@@ -264,13 +261,12 @@ def test_jobs_auto_shares_the_cores():
     assert jobs * threads <= 8 and jobs > 1
 
 
-def test_resume_works_with_jobs(tmp_path, baseline, monkeypatch):
+def test_resume_works_with_jobs(tmp_path, baseline):
     """Interrupted while two worker processes train, resumed with --jobs 2: the same numbers."""
-    real = interrupt_after(monkeypatch, "b", 3)
     with pytest.raises(KeyboardInterrupt):
-        run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True, jobs=2, threads=1)
+        run_study(load_study(str(study_file(tmp_path))), out=tmp_path / "run", quiet=True, jobs=2, threads=1,
+                  listeners=[InterruptAfter("b", 3)])
     part = tmp_path / "run.incomplete"
     assert (part / "resume" / "b.safetensors").is_file()
-    monkeypatch.setattr(runner._Session, "_on_event", real)
     out = resume_study(part, quiet=True, jobs=2, threads=1)
     assert_same_results(runs_of(baseline), runs_of(out))

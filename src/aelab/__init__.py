@@ -16,10 +16,11 @@ _API = {
     "Autoencoder": "models", "model_summary": "models.summary", "training_line": "models.summary",
     "fit": "train", "TrainConfig": "train", "EarlyStopping": "train", "History": "train",
     "evaluate_loss": "train", "Callback": "callbacks",
-    "load_study": "config", "run_study": "runner", "resume_study": "runner", "load_run": "runner",
+    "load_study": "config", "run_study": "runner", "resume_study": "runner", "load_run": "results",
     "register_step": "steps", "RunRecord": "records", "Run": "results", "open_run": "results",
     "compare_reconstructions": "report.plots", "loss_curves": "report.plots",
-    "save_checkpoint": "runs", "load_checkpoint": "runs", "read_metrics": "runs",
+    "save_checkpoint": "runs.checkpoints", "load_checkpoint": "runs.checkpoints",
+    "read_metrics": "runs.folder", "Listener": "listeners",
     "AelabError": "errors", "ConfigError": "errors", "DataError": "errors",
 }
 

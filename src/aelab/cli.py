@@ -11,6 +11,9 @@ from pathlib import Path
 
 import typer
 
+from . import executors  # noqa: F401  (registers the executors that --executor offers)
+from .registry import EXECUTORS
+
 # Plain click help (no rich rendering): `aelab --help` answers in 0.1 s instead of 0.2.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Autoencoder experiments in one command.")
@@ -57,7 +60,8 @@ def run(
     threads: int | None = typer.Option(None, min=1, metavar="N", help="PyTorch CPU threads per run (default: the "
                                        "cores shared out among --jobs; use fewer when other jobs share "
                                        "the machine)."),
-    executor: str = typer.Option("local", metavar="local|ray", help="local (this machine) or ray (tasks on a Ray cluster)."),
+    executor: str = typer.Option("local", metavar="|".join(EXECUTORS.names()), help="; ".join(
+        f"{e.name}: {e.info.summary}" for e in EXECUTORS.entries()) + "."),
     ray_address: str | None = typer.Option(None, metavar="HOST:PORT", help="Join this Ray cluster (default: start a local Ray)."),
     track: list[str] = typer.Option([], metavar="mlflow|tensorboard", help="Also log the study live to a tracker: mlflow or tensorboard."),
     track_uri: str | None = typer.Option(None, metavar="URI", help="MLflow tracking URI or TensorBoard folder."),
@@ -67,15 +71,7 @@ def run(
 
     from .errors import AelabError
 
-    if (study is None) == (resume is None):
-        _fail(AelabError("Give a study to run, or --resume DIR to continue an interrupted one (not both)."))
-    if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
-        _fail(AelabError(f"--jobs {jobs!r} is not allowed; give a number of runs at a time (1, 2, ...) or 'auto'."))
-    if executor not in ("local", "ray"):
-        _fail(AelabError(f"--executor {executor!r} is not allowed; use 'local' or 'ray'."))
-    if resume is not None and (set_ or seed is not None or quick or out is not None):
-        _fail(AelabError("--resume continues a study as it was started; leave out --set, --seed, "
-                         "--quick and --out."))
+    _check_run_options(study, resume, jobs, executor, bool(set_ or seed is not None or quick or out is not None))
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, _on_signal)
@@ -96,11 +92,7 @@ def run(
             from .config import load_study
 
             spec = load_study(study, quick=quick, overrides=set_, seed=seed)
-            if out is not None:  # an unusable --out is known before the data load and training
-                from .runs import RunFolder
-
-                RunFolder.check_target(out)
-            folder = run_study(spec, out=out, **options)
+            folder = run_study(spec, out=out, **options)  # checks --out before loading the data
     except AelabError as err:
         _fail(err)
     except (KeyboardInterrupt, Interrupted) as err:
@@ -110,6 +102,21 @@ def run(
         raise typer.Exit(code) from None
     if quiet:
         typer.echo(str(folder))
+
+
+def _check_run_options(study, resume, jobs: str, executor: str, changes: bool) -> None:
+    """What `run` can tell from its options alone; ``changes``: --set, --seed, --quick or --out given."""
+    from .errors import AelabError
+
+    if (study is None) == (resume is None):
+        _fail(AelabError("Give a study to run, or --resume DIR to continue an interrupted one (not both)."))
+    if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
+        _fail(AelabError(f"--jobs {jobs!r} is not allowed; give a number of runs at a time (1, 2, ...) or 'auto'."))
+    if executor not in EXECUTORS:
+        _fail(AelabError(f"--executor {executor!r} is not allowed; use one of: {', '.join(EXECUTORS.names())}."))
+    if resume is not None and changes:
+        _fail(AelabError("--resume continues a study as it was started; leave out --set, --seed, "
+                         "--quick and --out."))
 
 
 def _resume_hint(err: BaseException) -> str:

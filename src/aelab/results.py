@@ -11,18 +11,18 @@ and writes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AelabError
 from .records import RunRecord
+from .runs.folder import STUDY, checkpoint_path, read_metrics, read_resume
 
 if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
     from .datasets import DataInfo
 
-__all__ = ["Run", "open_run"]
+__all__ = ["Run", "open_run", "load_run"]
 
 
 class Models(Mapping):
@@ -37,9 +37,9 @@ class Models(Mapping):
             raise KeyError(f"No trained model named {name!r} in {self._folder}; there are: "
                            f"{', '.join(self._names) or 'none'}.")
         if name not in self._loaded:
-            from .runs import load_checkpoint
+            from .runs.checkpoints import load_checkpoint
 
-            self._loaded[name] = load_checkpoint(self._folder / "checkpoints" / f"{name}.safetensors")
+            self._loaded[name] = load_checkpoint(checkpoint_path(self._folder, name))
         return self._loaded[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -67,7 +67,7 @@ class Run:
         # Records of the planned runs, in study order; step baselines (raw-pixels) kept apart.
         self.records = [RunRecord.from_json(entries[n]) for n in planned if n in entries]
         self.baselines = [e for n, e in entries.items() if n not in planned]
-        trained = [n for n in planned if (path / "checkpoints" / f"{n}.safetensors").is_file()]
+        trained = [n for n in planned if checkpoint_path(path, n).is_file()]
         self.models = Models(path, trained)
         self._splits = None
         self.data_info: DataInfo | None = None  # datasets.prepare's info, once the splits are loaded
@@ -127,23 +127,20 @@ def open_run(folder: str | Path, data_dir=None) -> Run:
     ``data_dir`` is where the data files are (as ``aelab run --data-dir``); an unfinished
     folder remembers the one it was started with."""
     from .config import build_study, parse_toml
-    from .runs import read_metrics
 
     path = Path(folder)
     if not path.is_dir():
         raise AelabError(f"{path} is not a folder; give a run folder (runs/<study>-<time>).")
     metrics = read_metrics(path)
-    if not (path / "study.toml").is_file():
-        raise AelabError(f"{path} has no study.toml, so its study (and data split) is unknown.")
-    resume = {}
-    if (path / "resume.json").is_file():
-        try:
-            resume = json.loads((path / "resume.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            resume = {}
-    study = build_study(parse_toml(path / "study.toml"), resume.get("source") or str(path / "study.toml"),
+    if not (path / STUDY).is_file():
+        raise AelabError(f"{path} has no {STUDY}, so its study (and data split) is unknown.")
+    resume = read_resume(path)
+    study = build_study(parse_toml(path / STUDY), resume.get("source") or str(path / STUDY),
                         quick=bool(metrics.get("quick")))
     return Run(path, metrics, study, data_dir or resume.get("data_dir"))
+
+
+load_run = open_run  # the public name: aelab.load_run(folder)
 
 
 def _rebuild_splits(run: Run) -> tuple[dict, DataInfo]:

@@ -16,7 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
-from .runs import read_metrics
+from .executors import planned_record
+from .listeners import Listener
+from .runs.folder import (
+    FIGURES,
+    HISTORY,
+    METRICS,
+    REPORT,
+    STUDY,
+    TENSORBOARD,
+    figure_paths,
+    read_metrics,
+)
 
 if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
     from .datasets import DataInfo
@@ -110,11 +121,11 @@ class MLflowTracker(Tracker):
             if entry.get("name") in self.children:
                 self._finals(entry["name"], entry)
         self.client.log_param(self.parent, "run_dir", str(Path(run_dir).resolve()))
-        for name in ("report.html", "metrics.json", "study.toml", "history.csv"):
+        for name in (REPORT, METRICS, STUDY, HISTORY):
             if (run_dir / name).is_file():
                 self.client.log_artifact(self.parent, str(run_dir / name))
-        if (run_dir / "figures").is_dir():
-            self.client.log_artifacts(self.parent, str(run_dir / "figures"), "figures")
+        if (run_dir / FIGURES).is_dir():
+            self.client.log_artifacts(self.parent, str(run_dir / FIGURES), "figures")
         self.client.set_terminated(self.parent)
 
 
@@ -153,34 +164,41 @@ class TensorBoardTracker(Tracker):
 
         w = self._writer("study")
         w.add_text("summary", "\n\n".join(metrics.get("summary") or []) or "(none)")
-        for png in sorted((Path(run_dir) / "figures").glob("*.png")):
+        for png in figure_paths(run_dir):
             w.add_image(png.stem, imread(png)[..., :3], dataformats="HWC")
         self.close_runs()
 
 
-class _Safe(Tracker):
-    """A tracker whose errors are reported once and then ignored: it never costs a run."""
+class Live(Listener):
+    """A tracker fed by a study's events as they happen; its errors are reported once and then
+    ignored: a tracker never costs a run. ``entries`` are the planned runs' records (JSON)."""
 
-    def __init__(self, inner: Tracker, kind: str, console=None):
-        self.inner, self.kind, self.console, self.failed = inner, kind, console, False
-        self.where = inner.where
+    def __init__(self, tracker: Tracker, kind: str, entries: dict[str, dict], console=None):
+        self.tracker, self.kind, self.entries, self.console, self.failed = tracker, kind, entries, console, False
 
     def _call(self, method, *args):
         if self.failed:
             return
         try:
-            getattr(self.inner, method)(*args)
+            getattr(self.tracker, method)(*args)
         except Exception as err:  # a tracker problem must not stop training
             self.failed = True
             msg = f"--track {self.kind} stopped logging ({type(err).__name__}: {err}); training goes on."
             if self.console is not None:
                 self.console.print(msg, style="yellow", markup=False, highlight=False)
 
-    def start_run(self, *a): self._call("start_run", *a)
-    def log_epoch(self, *a): self._call("log_epoch", *a)
-    def end_run(self, *a): self._call("end_run", *a)
-    def close_runs(self): self._call("close_runs")
-    def finish(self, *a): self._call("finish", *a)
+    def on_run_start(self, name, epochs, done):
+        self._call("start_run", name, self.entries[name])
+
+    def on_epoch(self, name, record):
+        self._call("log_epoch", name, record)
+
+    def on_run_end(self, name, record, checkpoint):
+        self._call("end_run", name, record.to_json())
+
+    def on_study_end(self, folder, metrics):
+        self._call("close_runs")
+        self._call("finish", folder, metrics)
 
 
 def make_tracker(kind: str, uri: str | None, study: str, info: DataInfo | None, seed, run_name: str,
@@ -190,13 +208,14 @@ def make_tracker(kind: str, uri: str | None, study: str, info: DataInfo | None, 
     check_tracker(kind)
     if kind == "mlflow":
         return MLflowTracker(study, info, seed, uri, run_name)
-    return TensorBoardTracker(uri, folder / "tensorboard")
+    return TensorBoardTracker(uri, folder / TENSORBOARD)
 
 
-def open_trackers(kinds, uri, study, info, folder, console=None) -> list[Tracker]:
-    """The live trackers of a study run (``--track``), each wrapped so it cannot stop training;
+def open_trackers(kinds, uri, study, info, folder, console=None) -> list[Live]:
+    """The live trackers of a study run (``--track``) as listeners that cannot stop training;
     ``folder`` is the runs.RunFolder."""
-    return [_Safe(make_tracker(k, uri, study.name, info, study.seed, folder.final.name, folder.path), k, console)
+    entries = {spec.name: planned_record(spec).to_json() for spec in study.runs}
+    return [Live(make_tracker(k, uri, study.name, info, study.seed, folder.final.name, folder.path), k, entries, console)
             for k in kinds]
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AelabError
-from ..runs import atomic_write
+from ..runs.folder import LOG, REPORT, STUDY, atomic_write, figure_paths, read_metrics
 
 # Results columns shown first, in this order, when present; any other scalar key a run carries
 # (probe_accuracy, verdict, auroc, ...) follows in order of first appearance.
@@ -37,22 +37,6 @@ NOT_COLUMNS = {"label", "params", "sweep", "history", "reason"}
 # Left out of the console comparison to fit a terminal; compare.html and compare.csv have them.
 CONSOLE_HIDDEN = {"model", "stopped early", "best epoch", "batch", "optimizer", "lr", "settings", "study",
                   "max epochs", "loss"}
-
-
-def read_metrics(run_dir: str | Path) -> dict:
-    """The metrics.json of a finished run folder: all a report or a comparison needs."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise AelabError(f"{Path(run_dir)} is not a finished aelab run folder (no metrics.json).")
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        why = " ".join(str(err).split())[:200]
-        raise AelabError(f"{path} cannot be read ({why}); it is damaged.") from None
-    runs = metrics.get("runs", []) if isinstance(metrics, dict) else None
-    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
-        raise AelabError(f"{path} does not hold aelab results (a table with a list of runs).")
-    return metrics
 
 
 def _scalar(v) -> bool:
@@ -167,12 +151,8 @@ def caption(name: str, captions: dict | None = None) -> str:
 
 def _figures(run_dir: Path, names: list[str], captions: dict | None = None) -> list[dict]:
     """The study's figures in the order it made them, then any other PNG in figures/."""
-    folder = run_dir / "figures"
-    files = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    ordered = [folder / f"{n}.png" for n in names if (folder / f"{n}.png").is_file()]
-    ordered += [p for p in files if p not in ordered]
     return [{"name": p.stem, "caption": caption(p.stem, captions),
-             "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in ordered]
+             "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in figure_paths(run_dir, names)]
 
 
 def _env():
@@ -199,8 +179,8 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
         metrics = read_metrics(run_dir)
     data = metrics.get("dataset") or {}
     env = metrics.get("environment") or {}
-    settings = run_dir / "study.toml"
-    log = run_dir / "console.log"
+    settings = run_dir / STUDY
+    log = run_dir / LOG
     context = {
         "title": f"aelab report: {metrics.get('study', run_dir.name)}",
         "study_name": metrics.get("study", ""),
@@ -224,7 +204,7 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
 
 def write_report(run_dir: str | Path, metrics: dict | None = None) -> Path:
     """Write ``report.html`` into the run folder and return its path."""
-    path = Path(run_dir) / "report.html"
+    path = Path(run_dir) / REPORT
     atomic_write(path, render_report(run_dir, metrics))
     return path
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from ..listeners import Listener
+
 
 def _num(v) -> str:
     return "nan" if v is None else (f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v))
@@ -45,7 +47,7 @@ def run_block(record) -> str:
     return "\n".join([*lines, final_line(record)])
 
 
-class RunDisplay:
+class RunDisplay(Listener):
     """Shows runs as their events arrive; several runs may be active at once (``--jobs``)."""
 
     def __init__(self, console, n_runs: int, title: str, quiet: bool = False):
@@ -53,6 +55,7 @@ class RunDisplay:
         self.bars = console.is_terminal and not quiet
         self.progress = None
         self.tasks: dict[str, int] = {}
+        self.epochs: dict[str, int] = {}  # run name -> its epochs at most, from on_run_start
         self.n_runs, self.title = n_runs, title
 
     def __enter__(self):
@@ -81,21 +84,25 @@ class RunDisplay:
         if not self.quiet:
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def start(self, name: str, epochs_max: int, done: int = 0) -> None:
+    def on_run_start(self, name: str, epochs_max: int, done: int = 0) -> None:
+        self.epochs[name] = epochs_max
         if self.progress is not None:
             self.tasks[name] = self.progress.add_task(name, total=epochs_max, completed=done,
                                                       info="resumed" if done else "", unit="epochs")
         elif done:
             self._print(f"{name}  resumed after epoch {done}")
 
-    def epoch(self, name: str, record: dict, epochs_max: int) -> None:
+    def on_epoch(self, name: str, record: dict) -> None:
         if self.progress is not None and name in self.tasks:
             info = f"loss {_num(record.get('train_loss'))}"
             if "val_loss" in record:
                 info += f"  val {_num(record['val_loss'])}"
             self.progress.update(self.tasks[name], completed=record["epoch"], info=info)
         else:
-            self._print(epoch_line(name, record, epochs_max))
+            self._print(epoch_line(name, record, self.epochs[name]))
+
+    def on_run_end(self, name: str, record, checkpoint=None) -> None:
+        self.end(record)
 
     def end(self, record, kept: bool = False) -> None:
         """A run finished (``kept``: it finished in an earlier, interrupted session)."""

@@ -1,4 +1,4 @@
-"""The run folder: everything a study writes, durable from the first finished run.
+"""The run folder: its layout, atomic writes, the lock, and the study's results files.
 
 A study writes into ``<out>.incomplete/``, visible from the start and never deleted by aelab:
 ``study.toml`` and ``resume.json`` first; then, as each run finishes, its checkpoint and the
@@ -6,6 +6,8 @@ study's ``metrics.json``, ``history.csv`` and ``console.log`` so far, each writt
 (temporary file + rename); the running run's resume state after every epoch, in ``resume/``.
 Finishing removes ``resume/`` and renames the folder to ``<out>``. A lock keeps a second
 process out; every file written is checked to lie inside the folder.
+
+Every name in a run folder is defined here, once; other modules ask for them.
 """
 
 from __future__ import annotations
@@ -13,17 +15,47 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import shutil
 import time
 import uuid
 from pathlib import Path
 
-from .errors import AelabError
-from .params import short, slug
+from ..errors import AelabError
+from ..params import slug
 
-INCOMPLETE = ".incomplete"
+# The layout of a run folder.
+STUDY = "study.toml"  # the study as it ran: file, --quick and --set merged
+RESUME = "resume.json"  # what --resume needs besides study.toml (RESUME_FIELDS); gone once finished
+METRICS = "metrics.json"  # every run's record and the study's results (records.RunRecord JSON)
+HISTORY = "history.csv"  # one row per (run, epoch)
+LOG = "console.log"  # the console printout
+REPORT = "report.html"
+LOCK = ".lock"  # held by the process writing the folder; gone once finished
+CHECKPOINTS = "checkpoints"  # <run>.safetensors: a finished run's model
+STATES = "resume"  # <run>.safetensors: an unfinished run's state after its last epoch; gone once finished
+FIGURES = "figures"  # <name>.png, made by the steps
+TENSORBOARD = "tensorboard"  # --track tensorboard's event folders, unless --track-uri says where
+INCOMPLETE = ".incomplete"  # suffix of a folder whose study has not finished
+FILES = (STUDY, RESUME, METRICS, HISTORY, LOG, REPORT, LOCK)
+FOLDERS = (CHECKPOINTS, STATES, FIGURES, TENSORBOARD)
+TENSORS = ".safetensors"
+
+# resume.json: what `aelab run --resume` needs besides study.toml, with the types it must have.
+RESUME_FIELDS = {"study": str, "source": str, "quick": bool, "data_dir": (str, type(None)), "started": str}
+
+
+def checkpoint_path(folder: str | Path, run: str) -> Path:
+    """Where the checkpoint of ``run`` is in a run folder."""
+    return Path(folder) / CHECKPOINTS / f"{run}{TENSORS}"
+
+
+def figure_paths(folder: str | Path, names: list[str] = ()) -> list[Path]:
+    """The figures of a run folder: those in ``names`` first, in that order, then any other."""
+    figures = Path(folder) / FIGURES
+    files = sorted(figures.glob("*.png")) if figures.is_dir() else []
+    ordered = [figures / f"{n}.png" for n in names if (figures / f"{n}.png").is_file()]
+    return ordered + [p for p in files if p not in ordered]
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -53,10 +85,6 @@ def _os_error(err: OSError, what: str, advice: str = "pass another --out") -> Fo
     return FolderError(f"Cannot {what} ({reason}); {advice}.")
 
 
-# resume.json: what `aelab run --resume` needs besides study.toml, with the types it must have.
-RESUME_FIELDS = {"study": str, "source": str, "quick": bool, "data_dir": (str, type(None)), "started": str}
-
-
 def _check_resume_json(path: Path) -> dict:
     """The resume.json of an unfinished folder, or one sentence saying why it cannot be used."""
     try:
@@ -77,7 +105,7 @@ class _Lock:
     releases it if the process dies, so a killed run never leaves a stale lock."""
 
     def __init__(self, folder: Path):
-        self.file = open(folder / ".lock", "a+")  # noqa: SIM115 (held for the folder's lifetime)
+        self.file = open(folder / LOCK, "a+")  # noqa: SIM115 (held for the folder's lifetime)
         try:
             import fcntl
 
@@ -96,7 +124,7 @@ class _Lock:
     def busy(folder: Path) -> bool:
         """Whether another process holds the lock of ``folder`` (probed, nothing created)."""
         try:
-            f = open(folder / ".lock", "rb")  # noqa: SIM115
+            f = open(folder / LOCK, "rb")  # noqa: SIM115
         except OSError:
             return False  # no lock file: nobody has held it since the folder was made
         try:
@@ -183,9 +211,9 @@ class RunFolder:
         if not path.name.endswith(INCOMPLETE) or not path.is_dir():
             raise FolderError(f"--resume needs an unfinished run folder (<name>{INCOMPLETE}); "
                               f"{path} is not one.")
-        if not (path / "study.toml").is_file() or not (path / "resume.json").is_file():
-            raise FolderError(f"{path} has no study.toml and resume.json, so it cannot be resumed.")
-        state = _check_resume_json(path / "resume.json")
+        if not (path / STUDY).is_file() or not (path / RESUME).is_file():
+            raise FolderError(f"{path} has no {STUDY} and {RESUME}, so it cannot be resumed.")
+        state = _check_resume_json(path / RESUME)
         final = path.with_name(path.name[: -len(INCOMPLETE)])
         if os.path.lexists(final):
             raise FolderError(f"{final} exists already, so {path} cannot be finished there; move one away.")
@@ -219,9 +247,45 @@ class RunFolder:
                             f"continue with `aelab run --resume {self.path}`") from None
         return path
 
-    def read(self, *parts: str) -> str | None:
-        path = self.file(*parts)
-        return path.read_text() if path.is_file() else None
+    def start(self, study_toml: str, resume: dict) -> None:
+        """The study as it runs and what ``--resume`` needs (RESUME_FIELDS), written first."""
+        from ..records import dumps
+
+        self.write(STUDY, data=study_toml)
+        self.write(RESUME, data=dumps(resume))
+
+    @property
+    def study_file(self) -> Path:
+        return self.path / STUDY
+
+    @property
+    def has_metrics(self) -> bool:
+        return (self.path / METRICS).is_file()
+
+    def write_results(self, metrics: dict, log: str) -> None:
+        """The study so far: metrics.json, history.csv (from its runs) and console.log."""
+        from ..records import dumps
+
+        self.write(METRICS, data=dumps(metrics))
+        self.write(HISTORY, data=history_csv(metrics["runs"]))
+        self.write(LOG, data=log)
+
+    def checkpoint(self, run: str) -> Path:
+        return self.file(CHECKPOINTS, run + TENSORS)
+
+    def write_checkpoint(self, run: str, data: bytes) -> None:
+        self.write(CHECKPOINTS, run + TENSORS, data=data)
+
+    def read_state(self, run: str) -> bytes | None:
+        """The resume state of ``run`` saved after its last finished epoch, if any."""
+        path = self.file(STATES, run + TENSORS)
+        return path.read_bytes() if path.is_file() else None
+
+    def write_state(self, run: str, data: bytes) -> None:
+        self.write(STATES, run + TENSORS, data=data)
+
+    def drop_state(self, run: str) -> None:
+        self.remove(STATES, run + TENSORS)
 
     def save_figure(self, name: str, fig) -> Path:
         """Save a matplotlib figure as figures/<name>.png and close it."""
@@ -232,7 +296,7 @@ class RunFolder:
             fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         finally:
             plt.close(fig)
-        return self.write("figures", f"{name}.png", data=buf.getvalue())
+        return self.write(FIGURES, f"{name}.png", data=buf.getvalue())
 
     def remove(self, *parts: str) -> None:
         path = self.file(*parts)
@@ -243,9 +307,9 @@ class RunFolder:
 
     def finish(self) -> Path:
         """Drop the resume files and move the folder to its final name."""
-        shutil.rmtree(self.file("resume"), ignore_errors=True)
-        self.remove("resume.json")
-        (self.path / ".lock").unlink(missing_ok=True)
+        shutil.rmtree(self.file(STATES), ignore_errors=True)
+        self.remove(RESUME)
+        (self.path / LOCK).unlink(missing_ok=True)
         self._lock.release()
         try:
             os.rename(self.path, self.final)
@@ -276,166 +340,24 @@ def history_csv(entries: list[dict]) -> str:
 def read_metrics(path: str | Path) -> dict:
     """The metrics.json of a run folder (finished, or unfinished with its runs so far)."""
     path = Path(path)
-    metrics = path / "metrics.json"
+    metrics = path / METRICS
     if not metrics.is_file():
-        raise AelabError(f"{path} is not an aelab run folder (no metrics.json).")
+        raise AelabError(f"{path} is not an aelab run folder (no {METRICS}).")
     try:
         data = json.loads(metrics.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AelabError(f"{metrics} cannot be read ({err}); it is damaged.") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise AelabError(f"{metrics} cannot be read ({' '.join(str(err).split())[:200]}); it is damaged.") from None
     if (not isinstance(data, dict) or not isinstance(data.get("runs", []), list)
             or not all(isinstance(r, dict) for r in data.get("runs", []))):
         raise AelabError(f"{metrics} does not hold aelab results (no list of runs).")
     return data
 
 
-# ---------------------------------------------------------------- checkpoints
-
-MAX_CHECKPOINT_PARAMETERS = 2_000_000_000  # refuse a spec that would build more before reading it
-MAX_CHECKPOINT_INPUT = 1 << 22  # values per image (C·H·W, e.g. 3×1182×1182): rebuilding runs two through
-FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names; load_state_dict casts between them
-
-
-def checkpoint_bytes(model) -> bytes:
-    """Tensors plus the model spec as safetensors metadata: loading runs no pickled code."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    return save(state, metadata={"aelab": json.dumps(model.spec)})
-
-
-def save_checkpoint(path: str | Path, model) -> None:
-    atomic_write(Path(path), checkpoint_bytes(model))
-
-
-def load_checkpoint(path: str | Path, device: str = "cpu"):
-    """Rebuild a model from a checkpoint written by :func:`save_checkpoint`, in eval mode.
-
-    Nothing in the file is executed (safetensors holds no code), and nothing is allocated for
-    it until its spec has been checked like a study's model entry, the model sized on PyTorch's
-    meta device, and every tensor's name, shape and type found to match that model. Any
-    problem is one sentence naming the file."""
-    from safetensors import safe_open
-
-    from .models import create_model, inspect_model
-
-    path = Path(path)
-
-    def bad(why: str) -> AelabError:
-        return AelabError(f"Checkpoint {path} {why}; is it an aelab checkpoint?")
-
-    if not path.is_file():
-        raise bad("does not exist or is not a file")
+def read_resume(path: str | Path) -> dict:
+    """The resume.json of an unfinished folder as far as it can be read ({} when there is none
+    or it is damaged): for reading a folder back, where resuming is not at stake."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            shapes, dtypes = {}, {}
-            for k in f.keys():
-                tensor = f.get_slice(k)
-                shapes[k], dtypes[k] = tuple(tensor.get_shape()), str(tensor.get_dtype())
-    except Exception as err:  # safetensors raises its own error types for damaged files
-        raise bad(f"cannot be read ({' '.join(str(err).split())[:200]})") from None
-    try:
-        spec = json.loads(meta["aelab"])
-        name, params, shape = spec["model"], spec["params"], spec["input_shape"]
-        if not (isinstance(name, str) and isinstance(params, dict) and isinstance(shape, list)
-                and 1 <= len(shape) <= 3 and all(type(s) is int and 1 <= s <= 100_000 for s in shape)):
-            raise TypeError
-    except (KeyError, TypeError, ValueError, RecursionError):
-        raise bad("has no valid aelab model spec") from None
-    if math.prod(shape) > MAX_CHECKPOINT_INPUT:
-        raise bad(f"is for images of shape {tuple(shape)}, more than {MAX_CHECKPOINT_INPUT:,} values "
-                  "per image")
-    try:  # max_bytes=0: sized on the meta device only (parameter count and tensor shapes)
-        size = inspect_model(name, params, tuple(shape), 1, max_bytes=0)
-    except AelabError as err:
-        raise bad(f"has a model spec that cannot be built ({str(err).rstrip('.')})") from None
-    except Exception as err:  # a factory that trips over a strange spec: still the file's fault
-        raise bad(f"has a model spec that cannot be built ({type(err).__name__})") from None
-    if size.parameters > MAX_CHECKPOINT_PARAMETERS:
-        raise bad(f"describes a model of {size.parameters:,} parameters, more than the "
-                  f"{MAX_CHECKPOINT_PARAMETERS:,} a checkpoint may hold")
-    expected = size.shapes
-    if expected != shapes:
-        diff = next((k for k in sorted(set(expected) | set(shapes)) if expected.get(k) != shapes.get(k)), "?")
-        raise bad(f"does not match its model spec (tensor {short(diff)}: file {shapes.get(diff)}, "
-                  f"model {expected.get(diff)})")
-    odd = next((k for k, t in dtypes.items() if t not in FLOAT_DTYPES), None)
-    if odd is not None:
-        raise bad(f"holds tensor {short(odd)} of type {dtypes[odd]}, not floating point")
-    from safetensors.torch import load_file
-
-    try:
-        model = create_model(name, tuple(shape), **params)
-        model.load_state_dict(load_file(str(path), device="cpu"))
-    except AelabError as err:
-        raise bad(f"has a model spec that cannot be built ({str(err).rstrip('.')})") from None
-    except (RuntimeError, OSError) as err:  # the file changed under us, or a layer refused its input
-        raise bad(f"cannot be loaded ({' '.join(str(err).split())[:200]})") from None
-    return model.to(device).eval()
-
-
-# ---------------------------------------------------------------- resume states
-
-
-def _split(obj, prefix: str, tensors: dict):
-    """A nested structure with its tensors moved into ``tensors`` (JSON-able remainder)."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        tensors[prefix] = obj.detach().cpu().contiguous().clone()
-        return {"__tensor__": prefix}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj):
-            return {k: _split(v, f"{prefix}/{k}", tensors) for k, v in obj.items()}
-        return {"__items__": [[k, _split(v, f"{prefix}/{k}", tensors)] for k, v in obj.items()]}
-    if isinstance(obj, (list, tuple)):
-        return [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]
-    return obj
-
-
-def _join(obj, tensors: dict):
-    if isinstance(obj, dict):
-        if "__tensor__" in obj:
-            return tensors[obj["__tensor__"]]
-        if "__items__" in obj:
-            return {k: _join(v, tensors) for k, v in obj["__items__"]}
-        return {k: _join(v, tensors) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_join(v, tensors) for v in obj]
-    return obj
-
-
-def resume_bytes(state) -> bytes:
-    """A train.ResumeState as safetensors: tensors, plus the rest as JSON metadata."""
-    from dataclasses import asdict
-
-    from safetensors.torch import save
-
-    tensors: dict = {}
-    meta = {"epoch": state.epoch, "history": asdict(state.history),
-            "model": _split(state.model, "model", tensors),
-            "optimizer": _split(state.optimizer, "optimizer", tensors),
-            "generators": _split(state.generators, "generators", tensors),
-            "callbacks": _split(state.callbacks, "callbacks", tensors)}
-    return save(tensors, metadata={"aelab-resume": json.dumps(meta)})
-
-
-def load_resume(data: bytes):
-    """The train.ResumeState saved by :func:`resume_bytes`, or None if unreadable."""
-    from safetensors.torch import load
-
-    from .callbacks import History
-    from .train import ResumeState
-
-    try:
-        tensors = load(data)
-        header = int.from_bytes(data[:8], "little")  # safetensors: u64 header length, JSON header
-        meta = json.loads(json.loads(data[8 : 8 + header])["__metadata__"]["aelab-resume"])
-        return ResumeState(epoch=meta["epoch"], history=History(**meta["history"]),
-                           model=_join(meta["model"], tensors),
-                           optimizer=_join(meta["optimizer"], tensors),
-                           generators=_join(meta["generators"], tensors),
-                           callbacks=_join(meta["callbacks"], tensors))
-    except Exception:  # a half-written or foreign file: start that run again
-        return None
+        state = json.loads((Path(path) / RESUME).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return state if isinstance(state, dict) else {}

@@ -1,0 +1,174 @@
+"""The contract of an executor, and the unit of work every executor runs.
+
+An executor trains a study's tasks somewhere (this process, worker processes, a Ray cluster)
+by calling :func:`train_run` on each, and passes the events it emits, ``(method, *args)`` of
+the :class:`aelab.listeners.Listener` hooks, back to the driver's listeners, which alone write
+the run folder. So the folder, the console log and the numbers are the same whichever executor
+trained the runs: each run seeds its own generators, and records are written in study order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import AelabError
+from ..records import RunRecord
+from ..registry import EXECUTORS
+
+Emit = Callable[..., None]  # emit(method, *args): a listener event, e.g. emit("on_epoch", name, record)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a planned run (plan.RunSpec) and its resume state, if it was
+    interrupted. Executors use only ``names``, ``device`` and ``cost``, so a task that trains
+    a group of runs as one (several specs) can come without changing them."""
+
+    spec: object
+    resume: bytes | None = None  # runs.states bytes after the last finished epoch
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.spec.name,)
+
+    @property
+    def device(self) -> str:
+        return self.spec.train.device
+
+    def cost(self, n_train: int) -> float:
+        return estimated_cost(self.spec, n_train)
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    """What the executor registry knows of an executor besides its class."""
+
+    summary: str  # one line for `aelab run --help`
+    with_jobs: str | None = None  # the executor that takes over when --jobs asks for more than one
+
+
+class Executor:
+    """Where tasks train. ``check`` fails in one sentence before any folder exists (a missing
+    extra); ``run`` trains every task and sends its events to ``emit``; ``describe`` is what
+    metrics.json's environment records of the execution."""
+
+    name = ""  # set by register_executor
+
+    def __init__(self, jobs: int = 1, threads: int | None = None, address: str | None = None):
+        self.jobs, self.threads, self.address = jobs, threads, address
+
+    def check(self) -> None:
+        """Raise AelabError if this executor cannot run here."""
+
+    def run(self, tasks: list[Task], splits: dict, emit: Emit) -> None:
+        raise NotImplementedError
+
+    def threads_per_run(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
+
+    def describe(self) -> dict:
+        return {"executor": self.name, "jobs": self.jobs, "threads per run": self.threads_per_run()}
+
+
+def register_executor(name: str, summary: str, with_jobs: str | None = None):
+    """Decorator: put an Executor subclass under ``name`` in ``aelab.registry.EXECUTORS``."""
+
+    def deco(cls):
+        cls.name = name
+        return EXECUTORS.register(name, ExecutorInfo(summary, with_jobs))(cls)
+
+    return deco
+
+
+def planned_record(spec) -> RunRecord:
+    """The record of a planned run before it trains."""
+    from ..models.summary import (
+        LOSS_NAMES,  # torch: not at import, `aelab --help` reads the registry
+    )
+
+    t = spec.train
+    return RunRecord(name=spec.name, model=spec.model, label=spec.label, params=dict(spec.params),
+                     sweep=dict(spec.sweep), seed=t.seed, batch_size=t.batch_size, optimizer=t.optimizer,
+                     learning_rate=t.learning_rate, epochs_max=t.epochs,
+                     loss_name=LOSS_NAMES.get(spec.params.get("loss", "bce"), ""))
+
+
+def train_run(task: Task, splits: dict, emit: Emit) -> None:
+    """Train a task's run on ``splits``, emitting on_run_start, then per epoch on_state and
+    on_epoch, then on_run_end. A run that fails is reported, never raised: the study goes on."""
+    from ..callbacks import Callback
+    from ..models import create_model
+    from ..runs.checkpoints import checkpoint_bytes
+    from ..runs.states import load_resume, resume_bytes
+    from ..train import fit, snapshot
+
+    spec = task.spec
+    record, model = planned_record(spec), None
+
+    class Events(Callback):
+        def on_epoch_end(self, state, rec):
+            emit("on_state", spec.name, resume_bytes(snapshot(state)))
+            emit("on_epoch", spec.name, rec)
+
+    try:
+        state = load_resume(task.resume) if task.resume else None
+        model = create_model(spec.model, tuple(splits["train"].x.shape[1:]), seed=spec.seed, **spec.params)
+        emit("on_run_start", spec.name, spec.train.epochs, state.epoch if state else 0)
+        hist = fit(model, {"train": splits["train"], "val": splits.get("val")}, spec.train,
+                   [Events()], resume=state)
+        _fill(record, hist, _test_loss(model, splits, spec.train, hist))
+    except AelabError as err:
+        record.status, record.reason = "failed", str(err)
+    except Exception as err:  # a bug or a numerical failure in one run must not stop the study
+        record.status, record.reason = "failed", f"{type(err).__name__}: {err}"
+    trained = model is not None and record.epochs_run > 0
+    emit("on_run_end", spec.name, record, checkpoint_bytes(model) if trained else None)
+
+
+def _test_loss(model, splits: dict, cfg, hist) -> float | None:
+    from ..train import evaluate_loss
+
+    if "test" not in splits or hist.status == "diverged":
+        return None
+    return evaluate_loss(model, splits["test"], cfg.eval_batch_size, cfg.input_noise, cfg.seed,
+                         precision=cfg.precision).get("loss")
+
+
+def _fill(record: RunRecord, hist, test_loss: float | None) -> None:
+    """A run's record from its training history (callbacks.History) and test loss."""
+    last = hist.last
+    record.status, record.reason = hist.status, hist.reason
+    record.epochs_run, record.best_epoch = hist.epochs_run, hist.best_epoch
+    record.stopped_early = hist.status == "stopped_early"
+    record.train_loss, record.val_loss = last.get("train_loss"), last.get("val_loss")
+    record.test_loss = test_loss
+    record.seconds, record.peak_rss_mb = hist.seconds, hist.peak_rss_mb
+    record.seconds_per_epoch = hist.seconds / max(hist.epochs_run, 1)
+    record.history = hist.epochs
+
+
+def estimated_cost(spec, n_train: int) -> float:
+    """A run's relative training time, for scheduling: its steps, each a fixed overhead plus
+    work per image (about 64 images' worth of work per step on a CPU)."""
+    steps = -(-n_train // spec.train.batch_size)
+    return spec.train.epochs * (steps + n_train / 64)
+
+
+def longest_first(tasks: list[Task], splits: dict) -> list[Task]:
+    """Tasks in the order that finishes soonest on parallel workers: the last to start is short."""
+    n = len(splits["train"])
+    return sorted(tasks, key=lambda t: -t.cost(n))
+
+
+def default_jobs(specs: list, cores: int | None = None) -> tuple[int, int]:
+    """``--jobs auto``: (workers, threads each). Small batches keep a step overhead-bound, so one
+    thread does as well as two and runs are better spread one per core; large batches use the
+    threads, so fewer runs at a time get more each."""
+    cores = cores or os.cpu_count() or 1
+    if not specs:
+        return 1, cores
+    small = sum(s.train.batch_size <= 256 for s in specs) >= len(specs) / 2
+    jobs = min(len(specs), cores if small else max(1, cores // 4))
+    return jobs, max(1, cores // jobs)

@@ -1,0 +1,94 @@
+"""``--executor ray``: each run a Ray task with the CPUs (or GPU) it needs.
+
+The data go into the object store once; each task returns its end event (record and
+checkpoint bytes) with its result, and sends its other events through a Ray queue. No
+``--ray-address`` starts a local Ray.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from ..errors import AelabError
+from ._base import Executor, longest_first, register_executor, train_run
+
+
+def _ray_task(task, data, events):
+    import torch
+
+    from ..datasets import Dataset
+
+    splits = {k: Dataset(d["name"], torch.from_numpy(d["x"]), None if d["y"] is None else torch.from_numpy(d["y"]),
+                         d["class_names"], d["source"]) for k, d in data.items()}
+    ends = []
+
+    def emit(method, *args):
+        if method == "on_run_end":  # its checkpoint (megabytes) returns with the task, not through the queue
+            ends.append((method, args))
+        else:
+            events.put((method, args))
+
+    train_run(task, splits, emit)
+    return ends
+
+
+@register_executor("ray", "a Ray cluster: every run a task (--ray-address, else a local Ray)")
+class Ray(Executor):
+    def check(self):
+        if importlib.util.find_spec("ray") is None:
+            raise AelabError("--executor ray needs Ray; install it with pip install -e '.[ray]' "
+                             "(or pip install 'ray[default]').")
+
+    def threads_per_run(self) -> int:
+        return self.threads or 1  # a task per run, one CPU each unless --threads says
+
+    def run(self, tasks, splits, emit):
+        import ray  # an optional extra, and slow to import
+
+        started = not ray.is_initialized()
+        if started:
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, **({} if self.address else {"num_cpus": os.cpu_count()}))
+            except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError...
+                raise AelabError(f"Ray could not start or join {self.address or 'a local cluster'} "
+                                 f"({str(err).splitlines()[0][:200]}).") from None
+        refs = []
+        try:
+            self._run(ray, tasks, splits, emit, refs)
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray, tasks, splits, emit, refs: list) -> None:
+        import warnings
+
+        from ray.util.queue import Queue
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # read-only NumPy views of the object store
+            data = ray.put({k: {"name": d.name, "x": d.x.numpy(), "y": None if d.y is None else d.y.numpy(),
+                                "class_names": d.class_names, "source": d.source} for k, d in splits.items()})
+        events, remote = Queue(), ray.remote(_ray_task)
+        for task in longest_first(tasks, splits):
+            gpus = 1 if task.device == "cuda" else 0
+            refs.append(remote.options(num_cpus=self.threads_per_run(), num_gpus=gpus).remote(task, data, events))
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+            _drain(events, emit)
+            for ref in done:
+                for method, args in ray.get(ref):
+                    emit(method, *args)
+        _drain(events, emit)
+
+
+def _drain(events, emit) -> None:
+    while not events.empty():
+        method, args = events.get()
+        emit(method, *args)
