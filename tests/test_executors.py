@@ -65,6 +65,6 @@ def test_the_unit_of_work_emits_the_protocol_in_order(tmp_path):
     splits, _ = prepare(study.data, study.seed)
     spec = study.runs[1]  # b: 2 epochs, no early stop that soon
     rec = Recorder()
-    train_run(Task(spec), splits, Listeners([rec]))
+    train_run(Task((spec,)), splits, Listeners([rec]))
     assert rec.events == [("start", "b", 2, 0), ("state", "b", "bytes"), ("epoch", "b", 1),
                           ("state", "b", "bytes"), ("epoch", "b", 2), ("end", "b", "completed", True)]

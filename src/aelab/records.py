@@ -41,6 +41,7 @@ class RunRecord:
     seconds_per_epoch: float | None = None
     peak_rss_mb: float | None = None
     loss_name: str = ""  # e.g. "binary cross-entropy", for axis labels
+    stacked_with: list[str] = field(default_factory=list)  # runs trained with it as one stack
     history: list[dict] = field(default_factory=list)  # one record per epoch
     metrics: dict = field(default_factory=dict)  # what steps add (probe_accuracy, verdict, ...)
 

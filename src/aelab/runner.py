@@ -18,6 +18,7 @@ from pathlib import Path
 from .errors import AelabError, ConfigError
 from .executors import Task, create_executor
 from .listeners import Listeners, check_listeners
+from .plan import stack_groups
 from .records import RunRecord
 from .runs import RunFolder, load_checkpoint, read_metrics
 from .runs.journal import Journal
@@ -189,7 +190,8 @@ class _Session:
         display = RunDisplay(console, len(study.runs), study.name, self.quiet)
         trackers = open_trackers(self.track, self.track_uri, study, self.info, folder, console)
         listeners = Listeners([journal, display, *trackers, *self.user])
-        tasks = [Task(spec, folder.read_state(spec.name)) for spec in study.runs if spec.name not in finished]
+        pending = [spec for spec in study.runs if spec.name not in finished]
+        tasks = [Task(tuple(g), tuple(folder.read_state(s.name) for s in g)) for g in stack_groups(pending)]
         journal.write()
         try:
             with display:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..callbacks import Callback
 from ..errors import AelabError
 from ..records import RunRecord
 from ..registry import EXECUTORS
@@ -22,23 +23,29 @@ Emit = Callable[..., None]  # emit(method, *args): a listener event, e.g. emit("
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: a planned run (plan.RunSpec) and its resume state, if it was
-    interrupted. Executors use only ``names``, ``device`` and ``cost``, so a task that trains
-    a group of runs as one (several specs) can come without changing them."""
+    """One unit of work: planned runs (plan.RunSpec) and their resume states (if interrupted).
 
-    spec: object
-    resume: bytes | None = None  # runs.states bytes after the last finished epoch
+    Several runs are a stack group (``plan.stack_groups``): they train together as one stacked
+    model (``aelab.stacked``) when ``train.vectorize`` says so. Executors use only ``names``,
+    ``device`` and ``cost``: a group is one task for every executor.
+    """
+
+    specs: tuple
+    resumes: tuple = ()  # runs.states bytes after the last finished epoch, or None, per spec
 
     @property
     def names(self) -> tuple[str, ...]:
-        return (self.spec.name,)
+        return tuple(s.name for s in self.specs)
 
     @property
     def device(self) -> str:
-        return self.spec.train.device
+        return self.specs[0].train.device
 
     def cost(self, n_train: int) -> float:
-        return estimated_cost(self.spec, n_train)
+        return sum(estimated_cost(s, n_train) for s in self.specs)
+
+    def resume(self, i: int) -> bytes | None:
+        return self.resumes[i] if self.resumes else None
 
 
 @dataclass(frozen=True)
@@ -95,36 +102,98 @@ def planned_record(spec) -> RunRecord:
                      loss_name=LOSS_NAMES.get(spec.params.get("loss", "bce"), ""))
 
 
+class _Events(Callback):
+    """Emits a run's per-epoch events: its resume state, then its epoch record."""
+
+    def __init__(self, name: str, emit: Emit):
+        self.name, self.emit = name, emit
+
+    def on_epoch_end(self, state, record):
+        from ..runs.states import resume_bytes  # torch: not at import, the CLI reads this registry
+        from ..train import snapshot
+
+        self.emit("on_state", self.name, resume_bytes(snapshot(state)))
+        self.emit("on_epoch", self.name, record)
+
+
 def train_run(task: Task, splits: dict, emit: Emit) -> None:
-    """Train a task's run on ``splits``, emitting on_run_start, then per epoch on_state and
-    on_epoch, then on_run_end. A run that fails is reported, never raised: the study goes on."""
-    from ..callbacks import Callback
+    """Train a task's runs on ``splits``, emitting per run on_run_start, then per epoch on_state
+    and on_epoch, then on_run_end. A run that fails is reported, never raised: the study goes on.
+    A group stacks (``aelab.stacked``) the members that resume from the same epoch, if stacking
+    is on, or if ``auto`` and a timing here says it is faster; else its runs train one by one."""
+    from ..runs.states import load_resume
+
+    states = [load_resume(task.resume(i)) if task.resume(i) else None for i in range(len(task.specs))]
+    by_epoch: dict[int, list[int]] = {}
+    for i, st in enumerate(states):
+        by_epoch.setdefault(st.epoch if st else 0, []).append(i)
+    for members in by_epoch.values():
+        specs = [task.specs[i] for i in members]
+        if len(members) > 1 and _stacks(specs, splits):
+            _train_stack(specs, [states[i] for i in members], splits, emit)
+        else:
+            for i in members:
+                _train_one(task.specs[i], states[i], splits, emit)
+
+
+def _stacks(specs: list, splits: dict) -> bool:
+    if all(s.train.vectorize == "on" for s in specs):
+        return True
+    from ..models import create_model
+    from ..stacked import stacking_speedup
+
+    shape = tuple(splits["train"].x.shape[1:])
+    speedup = stacking_speedup(lambda i: create_model(specs[i].model, shape, seed=specs[i].seed, **specs[i].params),
+                               splits["train"].x, [s.train for s in specs])
+    return speedup > 1.05  # a clear gain, not timing noise
+
+
+def _train_one(spec, state, splits: dict, emit: Emit) -> None:
     from ..models import create_model
     from ..runs.checkpoints import checkpoint_bytes
-    from ..runs.states import load_resume, resume_bytes
-    from ..train import fit, snapshot
+    from ..train import fit
 
-    spec = task.spec
     record, model = planned_record(spec), None
-
-    class Events(Callback):
-        def on_epoch_end(self, state, rec):
-            emit("on_state", spec.name, resume_bytes(snapshot(state)))
-            emit("on_epoch", spec.name, rec)
-
     try:
-        state = load_resume(task.resume) if task.resume else None
         model = create_model(spec.model, tuple(splits["train"].x.shape[1:]), seed=spec.seed, **spec.params)
         emit("on_run_start", spec.name, spec.train.epochs, state.epoch if state else 0)
         hist = fit(model, {"train": splits["train"], "val": splits.get("val")}, spec.train,
-                   [Events()], resume=state)
+                   [_Events(spec.name, emit)], resume=state)
         _fill(record, hist, _test_loss(model, splits, spec.train, hist))
-    except AelabError as err:
-        record.status, record.reason = "failed", str(err)
     except Exception as err:  # a bug or a numerical failure in one run must not stop the study
-        record.status, record.reason = "failed", f"{type(err).__name__}: {err}"
+        _failed(record, err)
     trained = model is not None and record.epochs_run > 0
     emit("on_run_end", spec.name, record, checkpoint_bytes(model) if trained else None)
+
+
+def _train_stack(specs: list, states: list, splits: dict, emit: Emit) -> None:
+    """The members trained as one stack; each gets the record and checkpoint it would alone."""
+    from ..models import create_model
+    from ..runs.checkpoints import checkpoint_bytes
+    from ..stacked import fit_stacked
+
+    records, models, hists = [planned_record(s) for s in specs], [], []
+    try:
+        shape = tuple(splits["train"].x.shape[1:])
+        models = [create_model(s.model, shape, seed=s.seed, **s.params) for s in specs]
+        for s, st in zip(specs, states):
+            emit("on_run_start", s.name, s.train.epochs, st.epoch if st else 0)
+        hists = fit_stacked(models, {"train": splits["train"], "val": splits.get("val")}, [s.train for s in specs],
+                            callbacks=[[_Events(s.name, emit)] for s in specs], resumes=states)
+        for rec, model, s, hist in zip(records, models, specs, hists):
+            _fill(rec, hist, _test_loss(model, splits, s.train, hist))
+            rec.stacked_with = [o.name for o in specs if o is not s]
+    except Exception as err:  # as for one run: the study goes on
+        for rec in records:
+            _failed(rec, err)
+    for rec, i in zip(records, range(len(specs))):
+        trained = len(models) > i and rec.epochs_run > 0
+        emit("on_run_end", rec.name, rec, checkpoint_bytes(models[i]) if trained else None)
+
+
+def _failed(record: RunRecord, err: Exception) -> None:
+    record.status = "failed"
+    record.reason = str(err) if isinstance(err, AelabError) else f"{type(err).__name__}: {err}"
 
 
 def _test_loss(model, splits: dict, cfg, hist) -> float | None:
