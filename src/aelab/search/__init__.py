@@ -7,7 +7,16 @@ trials into a table, figures and the confirmation runs' statistics. Optuna is im
 when a search runs.
 """
 
-from ._driver import JOURNAL, Best, PruneCallback, Search, load_search, make_pruner, make_sampler, trial_name
+from ._driver import (
+           JOURNAL,
+           Best,
+           PruneCallback,
+           Search,
+           load_search,
+           make_pruner,
+           make_sampler,
+           trial_name,
+)
 from ._schema import SearchConfig, SearchPlan, check_no_ranges, check_search
 
 __all__ = ["Search", "SearchPlan", "SearchConfig", "Best", "PruneCallback", "check_search", "check_no_ranges", "load_search",

@@ -162,7 +162,7 @@ def check_search(table, entries: list, train: dict, seed, steps: list, data, max
     dims = _unique_names(dims)
     if not dims:
         raise ConfigError("search: the study has no range to sample; write one where a value is "
-                          f"expected, e.g. learning_rate = {{ log_uniform = [1e-5, 1e-2] }}.")
+                          "expected, e.g. learning_rate = { log_uniform = [1e-5, 1e-2] }.")
     seeded = [d for d in dims if d.path[0] == "seed"]
     if seeded:
         raise ConfigError(f"{seeded[0].where}: the seed cannot be searched; use search.confirm_seeds.")
