@@ -322,3 +322,15 @@ def test_a_tiny_search_trains_prunes_confirms_and_reports(tmp_path, tiny_splits)
     assert best_lines(stored, "val_loss")[1].startswith(f"Best: {best.name}, val_loss {best.value:.4f}")
     names = [name for name, fig, caption in figures(stored, "val_loss") if caption]
     assert names[:2] == ["search-history", "search-parallel"]
+
+
+def test_aelab_show_says_what_a_search_will_run():
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+
+    out = CliRunner().invoke(app, ["show", "search-shoes", "--quick"])
+    assert out.exit_code == 0, out.output
+    assert ("Search: 4 trials of sparse (stacked), tpe sampler (seed 42), pruner asha, minimize val_loss, "
+            "at most 5 failed trials; the best configuration again with seeds 1, 2.") in out.output
+    assert "  learning_rate (train.learning_rate): log-uniform 1e-05 .. 0.01" in out.output
