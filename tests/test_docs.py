@@ -100,7 +100,7 @@ def test_every_toml_example_loads(tmp_path, full):
         path = tmp_path / f"example{i}.toml"
         path.write_text(block)
         study = load_study(str(path), quick="quick" in table)
-        assert study.runs
+        assert study.runs or study.search is not None
 
 
 def test_sweep_and_override_examples_do_what_the_reference_says(full):

@@ -162,6 +162,9 @@ def show(
 
         spec = load_study(study, quick=quick, overrides=set_, seed=seed)  # every check `run` makes
         typer.echo(Path(spec.source).read_text(encoding="utf-8-sig"))
+        if spec.search is not None:  # its runs are the trials, sampled as it runs
+            typer.echo("\n".join(spec.search.describe()))
+            return
         typer.echo(f"Runs ({len(spec.runs)}):")
         for r in spec.runs:
             t = r.train

@@ -61,6 +61,9 @@ class StudyFile:
         "the [[models]] entries"))]
     steps: Annotated[list[dict], Field(max_length=1000, description=(
         "the [[steps]] run after training, in order"))] = field(default_factory=list)
+    search: Annotated[dict | None, Field(description=(
+        "the [search] table: sample the ranges written in [train] and the model's params and "
+        "train with Optuna, instead of sweeping"))] = None
 
 
 ClassName = Annotated[str, Field(pattern=r"\S", max_length=4096)] | Annotated[int, Field(ge=0)]  # not blank
@@ -136,6 +139,8 @@ class QuickTable:
     steps: Annotated[dict[str, dict], Field(description=(
         "[quick.steps.<kind>]: settings of every step of that kind, e.g. epochs = 2"))] = field(
         default_factory=dict)
+    search: Annotated[dict, Field(description="[search] settings, e.g. trials = 4")] = field(
+        default_factory=dict)
 
 
 @dataclass
@@ -146,10 +151,11 @@ class Study:
     data: DataConfig
     models: list[ModelEntry]
     steps: list  # steps.StepSpec per [[steps]] entry
-    runs: list  # the plan: aelab.plan.RunSpec per run, in order
+    runs: list  # the plan: aelab.plan.RunSpec per run, in order (none for a search)
     resolved: dict  # the study as run (file + quick + overrides), written to study.toml
     source: str = ""
     quick: bool = False
+    search: object = None  # aelab.search.SearchPlan for a study with [search]: trials are asked as it runs
 
 
 @dataclass
@@ -290,6 +296,10 @@ def check_quick(quick) -> QuickTable:
     for key, value in table.data.items():
         validate(DataConfig, {key: value}, "quick.data")
     check_values(TrainConfig, table.train, "quick.train")
+    if table.search:
+        from .search import SearchConfig
+
+        validate(SearchConfig, table.search, "quick.search")
     for kind, settings in table.steps.items():
         entry = STEPS.get(kind, where="quick.steps")
         for key, value in settings.items():
@@ -304,6 +314,8 @@ def apply_quick(d: dict) -> None:
     """Merge the study's [quick] table: a reduced budget for a try-out."""
     quick = copy.deepcopy(check_quick(d.get("quick", {})))
     _merge(d, {"data": quick.data, "train": quick.train})
+    if quick.search and isinstance(d.get("search"), dict):
+        _merge(d, {"search": quick.search})
     # [quick.steps.<kind>] lowers the budget of every step of that kind (e.g. fewer epochs).
     for step in d.get("steps", []) if isinstance(d.get("steps"), list) else []:
         if isinstance(step, dict) and isinstance(step.get("kind"), str) and step["kind"] in quick.steps:
@@ -391,10 +403,18 @@ def build_study(d: dict, source: str = "", quick: bool = False, limits: Limits |
         dup = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"models: the name {dup!r} is used twice; give every model entry its own name.")
     limits = limits or Limits.from_env()
-    runs = plan.expand(models, top.train, top.seed, limits.max_runs)
+    from .search import check_no_ranges, check_search
+
+    search = None
+    if top.search is not None:
+        search = check_search(top.search, models, top.train, top.seed, top.steps, data, limits.max_runs)
+        runs, planned = search.ends(), []  # trials are asked as the search runs
+    else:
+        check_no_ranges(models, top.train)
+        runs = planned = plan.expand(models, top.train, top.seed, limits.max_runs)
     plan.check_runs(runs, data, limits)
     steps = check_steps(top.steps, runs, data)
     seeds = top.seed if isinstance(top.seed, list) else [top.seed]
-    return Study(name=top.name, description=top.description, seed=seeds[0], data=data,
-                 models=models, steps=steps, runs=runs, resolved=d, source=source, quick=quick)
+    return Study(name=top.name, description=top.description, seed=seeds[0], data=data, models=models,
+                 steps=steps, runs=planned, resolved=d, source=source, quick=quick, search=search)
 

@@ -23,7 +23,7 @@ REFRESH = "python -m aelab.docs > docs/study-file.md"
 MISSING = "(no description)"
 
 # Topics with a section of their own; a model, step or dataset name is a topic too.
-SECTIONS = ("study", "data", "train", "models", "steps", "quick", "sweeps", "overrides", "extends",
+SECTIONS = ("study", "data", "train", "models", "steps", "quick", "sweeps", "search", "overrides", "extends",
             "datasets")
 
 
@@ -313,6 +313,41 @@ def _quick() -> str:
     ])
 
 
+def _search() -> str:
+    from .search import _schema
+    from .search._space import FORMS
+
+    AshaSettings, MedianSettings, TpeSettings = _schema.AshaSettings, _schema.MedianSettings, _schema.TpeSettings
+    SearchConfig, STEP_RESULTS = _schema.SearchConfig, _schema.STEP_RESULTS
+
+    results = ", ".join(f"`{r}` ({kind})" for kind, names in STEP_RESULTS.items() for r in names)
+    return "\n".join([
+        "## [search]",
+        "",
+        "Instead of a sweep, sample: write a range where one value is expected, in `[train]`, the "
+        f"model's `train` or its `params` (also inside a list): {FORMS}. With a `[search]` table the "
+        "study's one `[[models]]` entry is trained once per trial (`trial-000`, ...) with a "
+        "configuration that Optuna's sampler picks, every trial with the study's seed; the pruner "
+        "stops unpromising trials by the metric after each epoch (status `pruned`). The trials "
+        "are stored in the run folder (`search.journal`), so `aelab run --resume DIR` continues a "
+        "search and samples what an uninterrupted one would. The best configuration is then "
+        "trained once per `confirm_seeds` seed (`confirm-seed<s>`) for its mean ± 95% CI.",
+        "",
+        *_settings(SearchConfig, skip={"tpe", "asha", "median"}),
+        "",
+        "A metric known only after training: `test_loss`, or a result of a step the study lists: "
+        f"{results}.",
+        "",
+        *(line for key, target in (("tpe", TpeSettings), ("asha", AshaSettings), ("median", MedianSettings))
+          for line in (f"### [search.{key}]", "", _markdown_doc(inspect.getdoc(target)), "", *_settings(target), "")),
+        "The built-in `search-shoes` (SPEC 1.8):",
+        "",
+        "```toml",
+        _builtin_text("search-shoes"),
+        "```",
+    ])
+
+
 # A sweep over a model parameter and the seed, expanded by the planner for the reference.
 _SWEEP_EXAMPLE = {
     "name": "sweep-example", "seed": [0, 1],
@@ -441,7 +476,7 @@ def _datasets() -> str:
 
 
 _BUILDERS = {"study": _study, "data": _data, "train": _train, "models": _models, "steps": _steps,
-             "quick": _quick, "sweeps": _sweeps, "overrides": _overrides, "extends": _extends,
+             "quick": _quick, "sweeps": _sweeps, "search": _search, "overrides": _overrides, "extends": _extends,
              "datasets": _datasets}
 
 
