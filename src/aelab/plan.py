@@ -141,7 +141,7 @@ def stack_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
 
     groups: dict = {}
     for r in runs:
-        if r.train.vectorize == "off" or r.train.precision != "fp32":
+        if r.train.vectorize == "off" or r.train.precision != "fp32" or not MODELS.get(r.model).info.stackable:
             groups[("alone", r.name)] = [r]
             continue
         member = MODELS.get(r.model).info.member_params

@@ -16,7 +16,7 @@ import torch
 from ..errors import ConfigError
 from ..params import validate
 from ..registry import MODELS
-from . import conv, dense, vae  # noqa: F401  (register the factories)
+from . import conv, dense, vae, vq  # noqa: F401  (register the factories)
 from .base import (
     Autoencoder,
     ModelInfo,

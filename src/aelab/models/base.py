@@ -31,16 +31,20 @@ class ModelInfo:
     # Params that may differ between runs trained as one stack (aelab.stacked): they change no
     # parameter shape, and the model reads them through ``member_settings`` or callbacks.
     member_params: tuple[str, ...] = ()
+    # False for models whose training changes state outside their parameters (VQ-VAE's EMA
+    # codebook, dead-code restarts): vmap over functional parameters cannot carry it.
+    stackable: bool = True
 
 
 def register_model(name: str, check: Callable[[dict], None] | None = None,
-                   loss_terms: tuple[str, ...] = ModelInfo.loss_terms, member_params: tuple[str, ...] = ()):
+                   loss_terms: tuple[str, ...] = ModelInfo.loss_terms, member_params: tuple[str, ...] = (),
+                   stackable: bool = True):
     """Decorator: put a factory ``fn(input_shape, **params) -> Autoencoder`` under ``name``.
 
     ``check(params)`` (optional) gets the validated parameters with defaults filled in and
     raises ConfigError for a bad combination; it builds nothing, so studies run it at load.
     """
-    return MODELS.register(name, ModelInfo(check, loss_terms, member_params))
+    return MODELS.register(name, ModelInfo(check, loss_terms, member_params, stackable))
 
 
 # Declared parameter types shared by the factories (checked by aelab.params.validate).
