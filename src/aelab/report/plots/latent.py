@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .plots import _predict, as_images, image_grid, latent_scatter
+from ._common import as_images, image_grid, predict
+from .charts import latent_scatter
 
 
 def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -30,7 +31,7 @@ def traverse(z: torch.Tensor, values: torch.Tensor, dims: Sequence[int]) -> torc
 
 
 def _decode(model, z: torch.Tensor) -> torch.Tensor:
-    return _predict(model, lambda m, v: m.decode(v), z).clamp(0, 1)
+    return predict(model, lambda m, v: m.decode(v), z).clamp(0, 1)
 
 
 def prior_samples(model, n: int = 32, ncols: int = 16, seed: int = 0, title: str = ""):
@@ -46,7 +47,7 @@ def interpolation(model, images_a, images_b, steps: int = 10, title: str = ""):
     mean), the two test images at the ends for comparison."""
     shape = model.input_shape
     a, b = as_images(images_a, shape), as_images(images_b, shape)
-    za, zb = (_predict(model, lambda m, v: m.encode(v), x) for x in (a, b))
+    za, zb = (predict(model, lambda m, v: m.encode(v), x) for x in (a, b))
     lines = interpolate(za.flatten(1), zb.flatten(1), steps)  # (N, steps, D)
     decoded = _decode(model, lines.reshape(-1, *za.shape[1:])).view(len(a), steps, *a.shape[1:])
     rows = [torch.cat([a[i : i + 1], decoded[i], b[i : i + 1]]) for i in range(len(a))]
@@ -60,7 +61,7 @@ def traversal(model, image, values: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3),
     ``values`` (in prior standard deviations), decoded; shows what each dimension controls
     (the β-VAE's disentanglement figure, Higgins et al. 2017)."""
     x = as_images(image, model.input_shape)[:1]
-    z = _predict(model, lambda m, v: m.encode(v), x)[0].flatten()
+    z = predict(model, lambda m, v: m.encode(v), x)[0].flatten()
     dims = list(range(len(z))) if dims is None else list(dims)
     codes = traverse(z, torch.tensor(values, dtype=z.dtype), dims)
     decoded = _decode(model, codes.reshape(-1, *model.code_shape)).view(len(dims), len(values), *x.shape[1:])

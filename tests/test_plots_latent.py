@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # the test process draws to files; the library itself cho
 import matplotlib.pyplot as plt  # noqa: E402
 
 from aelab.models import create_model  # noqa: E402
-from aelab.report import latent  # noqa: E402
+from aelab.report.plots import latent  # noqa: E402
 
 
 def test_interpolate_is_linear_with_both_ends():
