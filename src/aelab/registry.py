@@ -9,9 +9,11 @@ know of an entry is a typed dataclass (``info``) that the extension point's ``_b
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
@@ -22,7 +24,6 @@ class Entry:
     name: str
     fn: Callable
     info: Any = None  # the extension point's typed metadata (ModelInfo, StepInfo, DatasetInfo, ...)
-    meta: dict = field(default_factory=dict)  # TRANSITIONAL: goes once every package has typed info
 
     @property
     def doc(self) -> str:
@@ -38,13 +39,13 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, info=None, **meta):
+    def register(self, name: str, info=None):
         """Decorator: put ``fn`` under ``name`` with its typed ``info``; a name registers once."""
 
         def deco(fn):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = Entry(name, fn, info, meta)
+            self._entries[name] = Entry(name, fn, info)
             return fn
 
         return deco
@@ -75,3 +76,12 @@ MODELS = Registry("model")  # aelab.models: factories fn(input_shape, **params) 
 STEPS = Registry("step")  # aelab.steps: fn(ctx, **params), run after training
 DATASETS = Registry("dataset")  # aelab.datasets: loaders fn(part, data_dir, download, progress) -> Dataset
 EXECUTORS = Registry("executor")  # aelab.executors: classes that train a study's runs
+
+
+def import_modules(package: str, path) -> None:
+    """Import every module of an extension package (``models``, ``steps``, ``datasets``,
+    ``executors``) but its private ``_*`` ones, so each registers its entries: adding a model,
+    step, dataset or executor is one new file, with no list of modules to extend."""
+    for mod in pkgutil.iter_modules(path):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{package}.{mod.name}")

@@ -13,7 +13,7 @@ def test_every_builtin_dataset_is_one_registry_entry():
     assert DATASETS.names() == ["digits", "fashion-mnist", "mnist", "mnist-5k"]
     for e in DATASETS.entries():
         info = e.info
-        assert isinstance(info, D.DatasetInfo) and not e.meta  # typed info only, no untyped meta
+        assert isinstance(info, D.DatasetInfo)  # typed info only
         assert info.description and info.get and len(info.classes) == 10 and len(info.image_shape) == 3
         assert info.idx == bool(info.official_split) == (e.name in ("mnist", "fashion-mnist"))
         if info.idx:  # digests for every official file, both forms

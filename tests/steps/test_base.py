@@ -30,7 +30,7 @@ def study(tmp_path, *kinds: str):
 
 
 def test_every_step_is_registered_with_typed_info():
-    assert all(isinstance(e.info, StepInfo) and not e.meta for e in STEPS.entries())
+    assert all(isinstance(e.info, StepInfo) for e in STEPS.entries())
     assert STEPS.get("linear_probe").info.needs_labels and STEPS.get("linear_probe").info.needs_val
     assert STEPS.get("accuracy_vs_k").info.requires == ("probe_accuracy", "finetune_accuracy")
 

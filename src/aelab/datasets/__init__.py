@@ -7,7 +7,7 @@ importing this package imports the modules that register them (one per source).
 
 from __future__ import annotations
 
-from . import embedded, idx  # noqa: F401  (register the built-in datasets)
+from ..registry import import_modules
 from ._base import Dataset, DatasetInfo, how_to_get, register_dataset
 from .idx import FASHION_MNIST_CLASSES, IDX_FILES, MIRRORS, cache_dir, read_idx
 from .load import check_dataset_name, load_dataset, registered
@@ -25,3 +25,5 @@ __all__ = ["Dataset", "DatasetInfo", "DataInfo", "DatasetStatus", "register_data
            "registered", "check_dataset_name", "how_to_get", "prepare", "known_image_shape", "filter_classes",
            "class_indices", "stratified_split", "limit_per_class", "class_distribution", "dataset_status",
            "cache_dir", "read_idx", "IDX_FILES", "MIRRORS", "FASHION_MNIST_CLASSES"]
+
+import_modules(__name__, __path__)  # every module of this package registers its entries

@@ -5,8 +5,7 @@ processes) or ``ray`` (tasks on a Ray cluster), each one file registered in
 
 from __future__ import annotations
 
-from ..registry import EXECUTORS
-from . import local, processes, ray  # noqa: F401  (register the executors)
+from ..registry import EXECUTORS, import_modules
 from ._base import (
     Executor,
     ExecutorInfo,
@@ -20,6 +19,9 @@ from ._base import (
 
 __all__ = ["Executor", "ExecutorInfo", "Task", "create_executor", "default_jobs", "estimated_cost",
            "planned_record", "register_executor", "train_run"]
+
+
+import_modules(__name__, __path__)  # every module of this package registers its executor
 
 
 def create_executor(name: str, jobs: int | str = 1, threads: int | None = None, address: str | None = None,

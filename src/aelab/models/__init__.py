@@ -15,8 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from ..params import validate
-from ..registry import MODELS
-from . import conv, dense, vae, vq  # noqa: F401  (register the factories)
+from ..registry import MODELS, import_modules
 from .base import (
     Autoencoder,
     ModelInfo,
@@ -116,3 +115,5 @@ def format_bytes(n: float) -> str:
     units = ["bytes", "KB", "MB", "GB", "TB", "PB"]
     i = min(int(math.log(max(n, 1), 1024)), len(units) - 1)
     return f"{n / 1024**i:.1f} {units[i]}" if i else f"{int(n)} bytes"
+
+import_modules(__name__, __path__)  # every module of this package registers its entries

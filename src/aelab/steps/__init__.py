@@ -7,7 +7,9 @@ of a study's steps) is in ``_base``. Adding a step is one function with ``@regis
 
 from __future__ import annotations
 
-from . import classification, clustering, codes, figures, novelty, verdicts  # noqa: F401  (register the steps)
+from ..registry import import_modules
 from ._base import StepInfo, StepSpec, StudyContext, check_steps, register_step, run_names
 
 __all__ = ["StepInfo", "StepSpec", "StudyContext", "check_steps", "register_step", "run_names"]
+
+import_modules(__name__, __path__)  # every module of this package registers its entries
