@@ -30,41 +30,6 @@ params = {{ hidden = [16, 4] }}
 """
 
 
-def test_sweep_expands_per_model_and_value(tmp_path):
-    study = load_study(write(tmp_path, BASE.format(extra="")))
-    runs = study.runs
-    assert [r.name for r in runs] == ["a-bs32", "a-bs64"]
-    assert [r.train.batch_size for r in runs] == [32, 64] and runs[0].train.seed == 1
-
-
-def test_sweeps_over_model_params_train_and_seed_are_a_cartesian_product(tmp_path):
-    text = BASE.format(extra="").replace("batch_size = [32, 64]", "batch_size = 32\nlearning_rate = [1e-3, 1e-4]")
-    text = text.replace("seed = 1", "seed = [0, 1]").replace("hidden = [16, 4]", "hidden = [[16, 4], [32, 8]], activity_l1 = [0.0, 1e-5]")
-    study = load_study(write(tmp_path, text))
-    names = [r.name for r in study.runs]
-    assert len(names) == 2 * 2 * 2 * 2 and len(set(names)) == 16
-    assert names[0] == "a-hidden16x4-activity_l1_0-lr0.001-seed0"
-    assert names[-1] == "a-hidden32x8-activity_l1_1e-05-lr0.0001-seed1"
-    last = study.runs[-1]
-    assert last.params == {"hidden": [32, 8], "activity_l1": 1e-5} and last.train.learning_rate == 1e-4
-    assert last.sweep == {"hidden": [32, 8], "activity_l1": 1e-5, "learning_rate": 1e-4, "seed": 1}
-    assert last.seed == 1 and study.seed == 0  # the split uses the first seed
-
-
-def test_sparse_codes_sweeps_k_in_one_entry():
-    study = load_study("sparse-codes")
-    ks = [r for r in study.runs if r.model == "k-sparse"]
-    assert [r.name for r in ks] == ["ksparse-k10", "ksparse-k25", "ksparse-k40", "ksparse-k70"]
-    assert [r.params["k"] for r in ks] == [10, 25, 40, 70] and ks[0].sweep == {"k": 10}
-
-
-def test_a_sweep_too_large_is_refused_before_expanding(tmp_path, monkeypatch):
-    text = BASE.format(extra="").replace("epochs = 1", "epochs = [1, 2, 3]")
-    monkeypatch.setenv("AELAB_MAX_RUNS", "5")
-    with pytest.raises(ConfigError, match="more than 5 runs.*AELAB_MAX_RUNS"):
-        load_study(write(tmp_path, text))
-
-
 def test_fashion_shoes_expands_to_the_four_spec_runs():
     study = load_study("fashion-shoes")
     runs = study.runs

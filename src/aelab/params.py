@@ -100,7 +100,10 @@ def _strip(tp):
 
 def short(value, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for messages about arbitrary input."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a table nested thousands deep (a hostile study file)
+        text = f"a {type(value).__name__} nested too deeply"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
