@@ -61,6 +61,9 @@ def test_list_and_show():
     assert "Sparse codes for classification on the full" in out.stdout  # sparse-codes-fashion
     show = runner.invoke(app, ["show", "fashion-shoes"])
     assert show.exit_code == 0 and "sparse-bs256: model stacked, epochs 50, batch 256, nadam lr 0.0001" in show.stdout
+    assert "2 runs (auto): stacked-bs32, sparse-bs32" in show.stdout  # the stacked groups
+    off = runner.invoke(app, ["show", "fashion-shoes", "--set", "train.vectorize=off"])
+    assert off.exit_code == 0 and "Stacked groups" not in off.stdout
     bad = runner.invoke(app, ["show", "fashion-shoes", "--quick", "--set", "train.epochs=0"])
     assert bad.exit_code == 2 and "train.epochs = 0 is not allowed" in bad.stderr  # the checks of run
 

@@ -171,8 +171,22 @@ def show(
             typer.echo(f"  {r.name}: model {r.model}, epochs {t.epochs}, batch {t.batch_size}, "
                        f"{t.optimizer} lr {t.learning_rate if t.learning_rate is not None else 'default'}, "
                        f"seed {t.seed}")
+        _echo_stacks(spec.runs)
     except AelabError as err:
         _fail(err)
+
+
+def _echo_stacks(runs) -> None:
+    """The runs that train together as one stacked model (train.vectorize)."""
+    from .plan import stack_groups
+
+    groups = [g for g in stack_groups(runs) if len(g) > 1]
+    if groups:
+        typer.echo(f"Stacked groups ({len(groups)}), each trained as one model when train.vectorize is on, "
+                   "or auto and a timing of a few steps here finds it faster:")
+    for g in groups:
+        modes = sorted({r.train.vectorize for r in g})
+        typer.echo(f"  {len(g)} runs ({'/'.join(modes)}): {', '.join(r.name for r in g)}")
 
 
 @app.command()
