@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -157,16 +159,19 @@ def two_ray_nodes(tmp_path):
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     port = _free_port()
-    common = ["--num-cpus", "1", "--block", "--disable-usage-stats", "--dashboard-agent-listen-port",
-              str(_free_port()), "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port",
-              str(_free_port())]
-    head = [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", "--temp-dir",
-            str(tmp_path / "ray"), "--ray-client-server-port", str(_free_port()), *common]
+
+    def common():  # each node its own agent ports
+        return ["--num-cpus", "1", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
+                *(x for flag in ("--dashboard-agent-listen-port", "--runtime-env-agent-port", "--metrics-export-port")
+                  for x in (flag, str(_free_port())))]
+
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    head = [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", "--temp-dir", temp, "--ray-client-server-port", str(_free_port()), *common()]
     procs = [subprocess.Popen(head, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)]
     try:
         _wait_for_nodes(env, port, 1)
-        procs.append(subprocess.Popen([ray_bin, "start", "--address", f"127.0.0.1:{port}", *common], env=env,
+        procs.append(subprocess.Popen([ray_bin, "start", "--address", f"127.0.0.1:{port}", *common()], env=env,
                                       start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_for_nodes(env, port, 2)
         yield port, env
@@ -179,6 +184,7 @@ def two_ray_nodes(tmp_path):
                     break
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     continue
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_for_nodes(env, port, n, timeout=120):
