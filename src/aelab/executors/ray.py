@@ -101,7 +101,7 @@ class Ray(Executor):
             warnings.simplefilter("ignore")  # read-only NumPy views of the object store
             data = ray.put({k: {"name": d.name, "x": d.x.numpy(), "y": None if d.y is None else d.y.numpy(),
                                 "class_names": d.class_names, "source": d.source} for k, d in splits.items()})
-        events, remote = Queue(), ray.remote(_ray_task)
+        events, remote = Queue(actor_options={"num_cpus": 0}), ray.remote(_ray_task)  # no CPU: it only relays
         replies = ray.remote(_Replies).options(num_cpus=0).remote() if feed.prunes else None
         slots = max(self.jobs, int(ray.cluster_resources().get("CPU", 1)) // self.threads_per_run())
         pending = []
