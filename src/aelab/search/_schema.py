@@ -79,7 +79,7 @@ class SearchConfig:
         "how configurations are chosen; grid takes choices and int ranges only, each point once"))] = "tpe"
     metric: Annotated[str, Field(min_length=1, max_length=100, description=(
         "the value optimised: train_<term> or val_<term> of the model's loss terms (the last "
-        "epoch's), test_loss, or a result of a listed step (e.g. probe_accuracy)"))] = "val_loss"
+        "epoch's) or test_loss"))] = "val_loss"
     direction: Annotated[Literal["minimize", "maximize"] | None, Field(description=(
         "leave out to maximize accuracies, AUROC and NMI and minimize everything else"))] = None
     pruner: Annotated[Literal["asha", "median", "none"], Field(description=(
