@@ -88,10 +88,11 @@ def test_the_builtin_search_shoes_loads_as_the_spec_says():
     assert (quick.trials, quick.confirm_seeds) == (4, [1, 2])
 
 
-def test_maximized_metrics_are_inferred_and_overrides_reach_the_search():
+def test_a_metric_that_a_step_computes_is_refused_until_steps_run_per_trial():
     d = {**BASE, "steps": [{"kind": "linear_probe"}],
          "search": {"metric": "probe_accuracy", "trials": 3}}
-    assert build_study(d).search.direction == "maximize"
+    with pytest.raises(ConfigError, match="computed by a step, which runs after the search"):
+        build_study(d)
 
 
 def _with(path: str, value):
@@ -334,3 +335,60 @@ def test_aelab_show_says_what_a_search_will_run():
     assert ("Search: 4 trials of sparse (stacked), tpe sampler (seed 42), pruner asha, minimize val_loss, "
             "at most 5 failed trials; the best configuration again with seeds 1, 2.") in out.output
     assert "  learning_rate (train.learning_rate): log-uniform 1e-05 .. 0.01" in out.output
+
+
+def hostile_search(rnd) -> dict:
+    """A study whose [search] (or one of its ranges) is wrong in one random way."""
+    import copy
+
+    word = "".join(rnd.choice("abcxyz_") for _ in range(rnd.randint(1, 12)))
+    big = rnd.choice([-(10 ** rnd.randint(0, 9)), 10 ** rnd.randint(7, 12), rnd.uniform(-5, 0.5)])
+    bad = {
+        "trials": [big, word, [1, 2], {"n": 1}, 0, 2.5, True],
+        "sampler": [word, 3, ["tpe"], "TPE", "cmaes"],
+        "pruner": [word, 0, "hyperband", {"asha": 1}],
+        "metric": [f"val_{word}", "", 7, "probe_accuracy", "x" * 101],
+        "direction": [word, "down", 1, ["minimize"]],
+        "max_failures": [-1 - rnd.randint(0, 99), word, 1.5, 10 ** 7],
+        "confirm_seeds": [[1, 1], word, [word], [-1 - rnd.randint(0, 9)], list(range(101))],
+        "tpe": [{"n_startup_trials": big if big < 0 else -1}, {word + "_": 1}, word],
+        "asha": [{"reduction_factor": rnd.randint(-5, 1)}, {"min_resource": 0}],
+        "median": [{"n_warmup_steps": -1}, {"interval_steps": 0}, {word + "_": 2}],
+        word + "_key": [1, word],
+    }
+    ranges = [{"log_uniform": [0, 1e-2]}, {"log_uniform": [1e-2, 1e-4]}, {"uniform": [rnd.random()]},
+              {"int": [1.5, 64]}, {"choice": []}, {"choice": [32, 32]}, {word + "_r": [1, 2]},
+              {"uniform": [1e-4, 1e-2], "step": 1}, {"choice": [32, -rnd.randint(1, 9)]}, [1e-3, 1e-2]]
+    d = copy.deepcopy(BASE)
+    if rnd.random() < 0.25:
+        key = rnd.choice(["learning_rate", "batch_size"])
+        d["train"][key] = rnd.choice(ranges)
+    elif rnd.random() < 0.1:
+        d["search"] = rnd.choice([word, 3, [1, 2]])
+    else:
+        key = rnd.choice(sorted(bad))
+        d["search"][key] = rnd.choice(bad[key])
+        if key == "tpe" or (key in ("asha", "median") and rnd.random() < 0.5):
+            d["search"]["pruner" if key != "tpe" else "sampler"] = "none" if key != "tpe" else "random"
+    return d
+
+
+def test_100_hostile_search_tables_are_one_sentence_and_exit_2_with_nothing_written(tmp_path):
+    import random
+
+    import tomli_w
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+
+    cli = CliRunner()
+    for i in range(100):
+        d = hostile_search(random.Random(i))
+        path = tmp_path / f"h{i}.toml"
+        path.write_text(tomli_w.dumps(d))
+        ran = cli.invoke(app, ["run", str(path), "--out", str(tmp_path / f"out{i}")])
+        lines = [x for x in ran.stderr.splitlines() if x.strip()]
+        assert ran.exit_code == 2 and len(lines) == 1 and lines[0].startswith("aelab: "), (
+            i, d.get("search"), d["train"], ran.stderr, ran.exception)
+        assert lines[0].endswith("."), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"h{i}.toml" for i in range(100))

@@ -335,8 +335,8 @@ def _search() -> str:
         "",
         *_settings(SearchConfig, skip={"tpe", "asha", "median"}),
         "",
-        "A metric known only after training: `test_loss`, or a result of a step the study lists: "
-        f"{results}.",
+        "A metric known only after training: `test_loss`. The results of steps "
+        f"({results}) are not yet searchable: steps run once, after the search.",
         "",
         *(line for key, target in (("tpe", TpeSettings), ("asha", AshaSettings), ("median", MedianSettings))
           for line in (f"### [search.{key}]", "", _markdown_doc(inspect.getdoc(target)), "", *_settings(target), "")),

@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-FINISHED = ("completed", "stopped_early", "diverged", "failed")  # a run with one of these is done
+FINISHED = ("completed", "stopped_early", "diverged", "failed", "pruned")  # a run with one of these is done
 TRAINED = ("completed", "stopped_early")  # ... and has a model worth evaluating
 
 
@@ -28,7 +28,7 @@ class RunRecord:
     batch_size: int
     optimizer: str
     learning_rate: float | None
-    status: str = "pending"  # pending, completed, stopped_early, diverged or failed
+    status: str = "pending"  # pending, completed, stopped_early, diverged, failed or pruned (a search trial)
     reason: str = ""
     epochs_run: int = 0
     epochs_max: int = 0

@@ -80,7 +80,7 @@ def run_study(study, out: str | Path | None = None, *, data_dir=None, console=No
     if isinstance(study, str):
         study = load_study(study)
     target = RunFolder.check_target(out if out is not None else RunFolder.default_name(study.name, runs_root))
-    runner = create_executor(executor, jobs, threads, ray_address, study.runs)
+    runner = create_executor(executor, jobs, threads, ray_address, _planned(study))
     session = _Session(study, console or _console(quiet), quiet, data_dir, track, track_uri, listeners)
     session.prepare()  # the data and what needs them: still nothing written
     folder = RunFolder.create(target)
@@ -115,10 +115,10 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
         finished = {}
         for entry in read_metrics(folder.path).get("runs", []) if folder.has_metrics else []:
             rec = RunRecord.from_json(entry)
-            if rec.finished and any(s.name == rec.name for s in study.runs):
+            if rec.finished and (study.search is not None or any(s.name == rec.name for s in study.runs)):
                 finished[rec.name] = rec
         runner = create_executor(executor, jobs, threads, ray_address,
-                                 [s for s in study.runs if s.name not in finished])
+                                 [s for s in _planned(study) if s.name not in finished])
         session = _Session(study, console or _console(quiet), quiet, data_dir or state.get("data_dir"),
                            track, track_uri, listeners)
         session.prepare()
@@ -130,6 +130,14 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
         folder.release()
 
 
+def _planned(study) -> list:
+    """The runs of a study to size the executor and check the models by: a search's trials are
+    asked as it runs, so its largest configuration stands for each of them."""
+    if study.search is None:
+        return study.runs
+    return study.search.ends()[1:] * (study.search.config.trials + len(study.search.config.confirm_seeds))
+
+
 class _Session:
     """One execution of a study, in order: prepare (data, header), execute (the runs, through the
     listeners), then the steps and the report; the folder's writing is the Journal's."""
@@ -138,6 +146,7 @@ class _Session:
         console.record = True  # console.log is the recording (also of a console the caller gave)
         self.study, self.console, self.quiet, self.data_dir = study, console, quiet, data_dir
         self.track, self.track_uri, self.user = track, track_uri, check_listeners(listeners)
+        self.no_best = None  # why a search found no best configuration
 
     def prepare(self) -> None:
         """Load the data and print the study's header; checks that need the data run here,
@@ -165,9 +174,9 @@ class _Session:
 
         self.input_shape = tuple(self.splits["train"].x.shape[1:])
         if known_image_shape(study.data) != self.input_shape:  # else checked when the study loaded
-            check_models(study.runs, self.input_shape, Limits.from_env())
+            check_models(study.search.ends() if study.search else study.runs, self.input_shape, Limits.from_env())
         self.summaries = {}
-        for spec in study.runs:
+        for spec in study.search.ends()[1:] if study.search else study.runs:
             if spec.label in self.summaries:
                 continue
             model = create_model(spec.model, self.input_shape, seed=spec.seed, **spec.params)
@@ -187,7 +196,7 @@ class _Session:
 
         study, console = self.study, self.console
         journal = Journal(folder, study, self.info, self.data_dir, self.header, self.summaries, finished)
-        display = RunDisplay(console, len(study.runs), study.name, self.quiet)
+        display = RunDisplay(console, len(_planned(study)), study.name, self.quiet)
         trackers = open_trackers(self.track, self.track_uri, study, self.info, folder, console)
         listeners = Listeners([journal, display, *trackers, *self.user])
         pending = [spec for spec in study.runs if spec.name not in finished]
@@ -195,10 +204,14 @@ class _Session:
         journal.write()
         try:
             with display:
-                for spec in study.runs:
-                    if spec.name in finished:
-                        display.end(finished[spec.name], kept=True)
-                executor.run(tasks, self.splits, listeners)
+                for record in journal.ordered():
+                    display.end(record, kept=True)
+                if study.search is not None:
+                    from .search.engine import run_search
+
+                    self.no_best = run_search(study.search, folder, finished, executor, self.splits, listeners)
+                else:
+                    executor.run(tasks, self.splits, listeners)
         finally:
             console.export_text(clear=True)  # the live display is not part of console.log
             journal.write()
@@ -217,9 +230,10 @@ class _Session:
                   if folder.checkpoint(r.name).is_file()}
         ctx, failures = self._steps(folder, records, models)
         groups = aggregates(records)
+        search = self._search(folder, records, ctx)
         print_results(console, records, ctx.summary, groups)
-        complete = not failures and any(r.status != "failed" for r in records)
-        metrics = journal.metrics(complete, {
+        complete = not failures and not self.no_best and any(r.status != "failed" for r in records)
+        metrics = journal.metrics(complete, {**search,
             "summary": ctx.summary, "figures": ctx.figures, "captions": ctx.captions,
             "model_summaries": self.summaries, "aggregates": groups,
             "environment": {**_environment(), **execution}})
@@ -230,10 +244,21 @@ class _Session:
         write_report(folder.path)  # from the metrics.json just written, as `aelab report` does
         listeners("on_study_end", folder.path, metrics)
         if not complete:
-            reason = failures[0] if failures else f"all {len(records)} runs failed (first: {records[0].reason})"
+            reason = failures[0] if failures else self.no_best or (
+                f"all {len(records)} runs failed (first: {records[0].reason})")
             raise StudyFailed(f"The study did not complete: {reason}; the results so far are in "
                               f"{folder.path}.")
         return folder.finish()
+
+    def _search(self, folder, records, ctx) -> dict:
+        """A search's part of metrics.json (its lines also go to the summary), or nothing."""
+        if self.study.search is None:
+            return {}
+        from .search.engine import summary
+
+        search = summary(self.study.search, folder, records)
+        ctx.summary[:0] = search["lines"]
+        return {"search": search}
 
     def _steps(self, folder, records, models):
         """Run the study's steps into a steps.StudyContext; a failed step is printed and added

@@ -188,7 +188,7 @@ class Live(Listener):
                 self.console.print(msg, style="yellow", markup=False, highlight=False)
 
     def on_run_start(self, name, epochs, done):
-        self._call("start_run", name, self.entries[name])
+        self._call("start_run", name, self.entries.get(name, {"name": name}))  # a search trial is asked as it runs
 
     def on_epoch(self, name, record):
         self._call("log_epoch", name, record)

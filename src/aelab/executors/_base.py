@@ -32,6 +32,7 @@ class Task:
 
     specs: tuple
     resumes: tuple = ()  # runs.states bytes after the last finished epoch, or None, per spec
+    prune: bool = False  # after each epoch the run asks the driver whether to go on (a search trial)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -79,6 +80,33 @@ class Executor:
         return {"executor": self.name, "jobs": self.jobs, "threads per run": self.threads_per_run()}
 
 
+class Feed:
+    """Where an executor takes its tasks from, as workers free up: a fixed list here; a search
+    (``aelab.search.engine``) asks Optuna for the next trials only when a worker is free, and
+    answers ``decide`` for its trials after every epoch, in the driver."""
+
+    prunes = False  # whether runs ask ``decide`` (workers then need a reply channel)
+
+    def __init__(self, tasks=()):
+        self.tasks = list(tasks)
+
+    def take(self, n: int) -> list[Task]:
+        """Up to ``n`` tasks to start now; none once nothing is left (when no task is running)."""
+        out, self.tasks = self.tasks[:n], self.tasks[n:]
+        return out
+
+    def decide(self, name: str, record: dict) -> str | None:
+        """Why run ``name`` stops after this epoch ``record`` (pruned), or None to go on."""
+        return None
+
+
+def as_feed(tasks, order=None) -> Feed:
+    """``tasks`` as a Feed: a list in the order ``order(list)`` gives, or a Feed as it is."""
+    if isinstance(tasks, Feed):
+        return tasks
+    return Feed(order(list(tasks)) if order else tasks)
+
+
 def register_executor(name: str, summary: str, with_jobs: str | None = None):
     """Decorator: put an Executor subclass under ``name`` in ``aelab.registry.EXECUTORS``."""
 
@@ -116,11 +144,13 @@ class _Events(Callback):
         self.emit("on_epoch", self.name, record)
 
 
-def train_run(task: Task, splits: dict, emit: Emit) -> None:
+def train_run(task: Task, splits: dict, emit: Emit, decide=None) -> None:
     """Train a task's runs on ``splits``, emitting per run on_run_start, then per epoch on_state
     and on_epoch, then on_run_end. A run that fails is reported, never raised: the study goes on.
     A group stacks (``aelab.stacked``) the members that resume from the same epoch, if stacking
-    is on, or if ``auto`` and a timing here says it is faster; else its runs train one by one."""
+    is on, or if ``auto`` and a timing here says it is faster; else its runs train one by one.
+    A ``task.prune`` run (a search trial, never stacked) asks ``decide(name, record)`` (Feed.decide,
+    in the driver) after every epoch, before its state is saved: a saved epoch was reported."""
     from ..runs.states import load_resume
 
     states = [load_resume(task.resume(i)) if task.resume(i) else None for i in range(len(task.specs))]
@@ -133,7 +163,7 @@ def train_run(task: Task, splits: dict, emit: Emit) -> None:
             _train_stack(specs, [states[i] for i in members], splits, emit)
         else:
             for i in members:
-                _train_one(task.specs[i], states[i], splits, emit)
+                _train_one(task.specs[i], states[i], splits, emit, decide if task.prune else None)
 
 
 def _stacks(specs: list, splits: dict) -> bool:
@@ -148,21 +178,26 @@ def _stacks(specs: list, splits: dict) -> bool:
     return speedup > 1.05  # a clear gain, not timing noise
 
 
-def _train_one(spec, state, splits: dict, emit: Emit) -> None:
+def _train_one(spec, state, splits: dict, emit: Emit, decide=None) -> None:
     from ..models import create_model
     from ..runs.checkpoints import checkpoint_bytes
     from ..train import fit
 
+    callbacks = [_Events(spec.name, emit)]
+    if decide is not None:
+        from ..search import PruneCallback
+
+        callbacks.insert(0, PruneCallback(lambda record: decide(spec.name, record)))
     record, model = planned_record(spec), None
     try:
         model = create_model(spec.model, tuple(splits["train"].x.shape[1:]), seed=spec.seed, **spec.params)
         emit("on_run_start", spec.name, spec.train.epochs, state.epoch if state else 0)
         hist = fit(model, {"train": splits["train"], "val": splits.get("val")}, spec.train,
-                   [_Events(spec.name, emit)], resume=state)
+                   callbacks, resume=state)
         _fill(record, hist, _test_loss(model, splits, spec.train, hist))
     except Exception as err:  # a bug or a numerical failure in one run must not stop the study
         _failed(record, err)
-    trained = model is not None and record.epochs_run > 0
+    trained = model is not None and record.epochs_run > 0 and record.status != "pruned"  # pruned: no model kept
     emit("on_run_end", spec.name, record, checkpoint_bytes(model) if trained else None)
 
 
@@ -199,7 +234,7 @@ def _failed(record: RunRecord, err: Exception) -> None:
 def _test_loss(model, splits: dict, cfg, hist) -> float | None:
     from ..train import evaluate_loss
 
-    if "test" not in splits or hist.status == "diverged":
+    if "test" not in splits or hist.status in ("diverged", "pruned"):
         return None
     return evaluate_loss(model, splits["test"], cfg.eval_batch_size, cfg.input_noise, cfg.seed,
                          precision=cfg.precision).get("loss")

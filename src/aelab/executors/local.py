@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ._base import Executor, register_executor, train_run
+from ._base import Executor, as_feed, register_executor, train_run
 
 
 @register_executor("local", "this machine: one run after the other in this process, or --jobs N at a "
@@ -15,8 +15,9 @@ class Local(Executor):
             import torch  # not at import: the CLI reads this registry
 
             torch.set_num_threads(self.threads)
-        for task in tasks:
-            train_run(task, splits, emit)
+        feed = as_feed(tasks)
+        while task := feed.take(1):
+            train_run(task[0], splits, emit, feed.decide)
 
     def threads_per_run(self) -> int:
         return self.threads or os.cpu_count() or 1

@@ -2,34 +2,60 @@
 
 The data go into the object store once; each task returns its end event (record and
 checkpoint bytes) with its result, and sends its other events through a Ray queue. No
-``--ray-address`` starts a local Ray.
+``--ray-address`` starts a local Ray. A search trial's question after each epoch goes through
+the same queue; the answer comes back in a small actor (:class:`_Replies`) under the run's name.
+Each record says on which node and process it trained (``metrics["ray_worker"]``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import time
 
 from ..errors import AelabError
-from ._base import Executor, longest_first, register_executor, train_run
+from ._base import Executor, as_feed, longest_first, register_executor, train_run
 
 
-def _ray_task(task, data, events):
+class _Replies:
+    """The driver's answers to its search trials' questions, by run name (a Ray actor)."""
+
+    def __init__(self):
+        self.box = {}
+
+    def put(self, name, answer):
+        self.box[name] = answer
+
+    def take(self, name):
+        return self.box.pop(name, ("none",))
+
+
+def _ray_task(task, data, events, replies):
+    import socket
+
+    import ray
     import torch
 
     from ..datasets import Dataset
 
     splits = {k: Dataset(d["name"], torch.from_numpy(d["x"]), None if d["y"] is None else torch.from_numpy(d["y"]),
                          d["class_names"], d["source"]) for k, d in data.items()}
-    ends = []
+    ends, worker = [], f"{ray.get_runtime_context().get_node_id()[:12]} {socket.gethostname()}:{os.getpid()}"
 
     def emit(method, *args):
         if method == "on_run_end":  # its checkpoint (megabytes) returns with the task, not through the queue
+            args[1].metrics["ray_worker"] = worker
             ends.append((method, args))
         else:
             events.put((method, args))
 
-    train_run(task, splits, emit)
+    def decide(name, record):
+        events.put(("decide", (name, record)))
+        while (answer := ray.get(replies.take.remote(name))) == ("none",):
+            time.sleep(0.01)
+        return answer
+
+    train_run(task, splits, emit, decide)
     return ends
 
 
@@ -46,6 +72,7 @@ class Ray(Executor):
     def run(self, tasks, splits, emit):
         import ray  # an optional extra, and slow to import
 
+        feed = as_feed(tasks, lambda ts: longest_first(ts, splits))
         started = not ray.is_initialized()
         if started:
             try:
@@ -56,7 +83,7 @@ class Ray(Executor):
                                  f"({str(err).splitlines()[0][:200]}).") from None
         refs = []
         try:
-            self._run(ray, tasks, splits, emit, refs)
+            self._run(ray, feed, splits, emit, refs)
         except BaseException:
             for ref in refs:
                 ray.cancel(ref, force=True)
@@ -65,7 +92,7 @@ class Ray(Executor):
             if started:
                 ray.shutdown()
 
-    def _run(self, ray, tasks, splits, emit, refs: list) -> None:
+    def _run(self, ray, feed, splits, emit, refs: list) -> None:
         import warnings
 
         from ray.util.queue import Queue
@@ -74,21 +101,29 @@ class Ray(Executor):
             warnings.simplefilter("ignore")  # read-only NumPy views of the object store
             data = ray.put({k: {"name": d.name, "x": d.x.numpy(), "y": None if d.y is None else d.y.numpy(),
                                 "class_names": d.class_names, "source": d.source} for k, d in splits.items()})
-        events, remote = Queue(), ray.remote(_ray_task)
-        for task in longest_first(tasks, splits):
-            gpus = 1 if task.device == "cuda" else 0
-            refs.append(remote.options(num_cpus=self.threads_per_run(), num_gpus=gpus).remote(task, data, events))
-        pending = list(refs)
-        while pending:
+        events, remote = Queue(actor_options={"num_cpus": 0}), ray.remote(_ray_task)  # no CPU: it only relays
+        replies = ray.remote(_Replies).options(num_cpus=0).remote() if feed.prunes else None
+        slots = max(self.jobs, int(ray.cluster_resources().get("CPU", 1)) // self.threads_per_run())
+        pending = []
+        while True:
+            for task in feed.take(slots - len(pending)):
+                gpus = 1 if task.device == "cuda" else 0
+                refs.append(remote.options(num_cpus=self.threads_per_run(), num_gpus=gpus).remote(
+                    task, data, events, replies))
+                pending.append(refs[-1])
+            if not pending:
+                return
             done, pending = ray.wait(pending, num_returns=1, timeout=0.2)
-            _drain(events, emit)
+            _drain(events, feed, replies, emit)
             for ref in done:
                 for method, args in ray.get(ref):
                     emit(method, *args)
-        _drain(events, emit)
 
 
-def _drain(events, emit) -> None:
+def _drain(events, feed, replies, emit) -> None:
     while not events.empty():
         method, args = events.get()
-        emit(method, *args)
+        if method == "decide":
+            replies.put.remote(args[0], feed.decide(*args))
+        else:
+            emit(method, *args)

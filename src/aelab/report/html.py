@@ -172,6 +172,23 @@ def _aggregates(groups: list[dict]) -> dict | None:
     return {"columns": table.headers, "rows": table.rows}
 
 
+def _search(run_dir: Path, search: dict | None) -> dict | None:
+    """A search's section (metrics["search"], see aelab.search.engine.summary): the best trial
+    in words, the table of trials, its figures and the confirmation runs' statistics."""
+    if not search:
+        return None
+    trials = search.get("trials") or []
+    names = list(dict.fromkeys(k for t in trials for k in t.get("params", {})))
+    rows = [[t["run"], t["state"], format_value("value", t.get("value")), format_value("epochs", t.get("epochs")),
+             format_value("seconds", t.get("seconds"))] + [format_value(n, t["params"].get(n)) for n in names]
+            for t in trials]
+    figures = [{**f, "data": base64.b64encode(p.read_bytes()).decode("ascii")}
+               for f in search.get("figures") or [] if (p := run_dir / "figures" / f"{f['name']}.png").is_file()]
+    return {"lines": search.get("lines") or [], "metric": search.get("metric", ""), "figures": figures,
+            "columns": ["trial", "state", search.get("metric", "value"), "epochs", "seconds", *names],
+            "rows": rows, "confirmation": _aggregates([search["confirmation"]] if search.get("confirmation") else [])}
+
+
 def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
     """The HTML page of a run folder; ``metrics`` defaults to its metrics.json."""
     run_dir = Path(run_dir)
@@ -193,7 +210,9 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
         "model_summaries": list((metrics.get("model_summaries") or {}).items()),
         "results": _results(metrics.get("runs") or []),
         "aggregates": _aggregates(metrics.get("aggregates") or []),
-        "figures": _figures(run_dir, metrics.get("figures") or [], metrics.get("captions")),
+        "figures": [f for f in _figures(run_dir, metrics.get("figures") or [], metrics.get("captions"))
+                    if f["name"] not in {g["name"] for g in (metrics.get("search") or {}).get("figures", [])}],
+        "search": _search(run_dir, metrics.get("search")),
         "quick": bool(metrics.get("quick")),
         "summary": "\n".join(metrics.get("summary") or []),
         "environment": list(env.items()),

@@ -30,7 +30,11 @@ class Journal(Listener):
         self.folder.drop_state(name)
 
     def ordered(self) -> list:
-        """The records so far, in study order."""
+        """The records so far, in study order (a search's: trials by number, then confirmations)."""
+        if self.study.search is not None:
+            from ..search.engine import run_order
+
+            return sorted(self.records.values(), key=lambda r: run_order(self.study.search, r.name))
         return [self.records[s.name] for s in self.study.runs if s.name in self.records]
 
     def metrics(self, complete: bool, extra: dict | None = None) -> dict:

@@ -163,6 +163,25 @@ class Search:
             return 0
         return max(0, self.plan.config.trials - len(self._trials_of()))
 
+    def running(self, name: str) -> bool:
+        """Run ``name`` is a trial asked and not yet told."""
+        return name in self._trials
+
+    def counts(self) -> dict:
+        """How many trials are in each state, e.g. {"fail": 4}."""
+        states = [t.state.name.lower() for t in self._trials_of()]
+        return {s: states.count(s) for s in dict.fromkeys(states)}
+
+    def settle(self, records: dict) -> None:
+        """Tell the interrupted trials whose finished run the folder kept (``records`` by run
+        name): the process died after the folder had the record, before Optuna was told."""
+        for trial in list(self._interrupted):
+            record = records.get(trial_name(trial.number))
+            if record is not None:
+                self._interrupted.remove(trial)
+                self._trials[record.name] = trial
+                self.tell(record)
+
     @property
     def done(self) -> bool:
         return not self.remaining and not self._trials and not self._interrupted

@@ -79,7 +79,7 @@ class SearchConfig:
         "how configurations are chosen; grid takes choices and int ranges only, each point once"))] = "tpe"
     metric: Annotated[str, Field(min_length=1, max_length=100, description=(
         "the value optimised: train_<term> or val_<term> of the model's loss terms (the last "
-        "epoch's), test_loss, or a result of a listed step (e.g. probe_accuracy)"))] = "val_loss"
+        "epoch's) or test_loss"))] = "val_loss"
     direction: Annotated[Literal["minimize", "maximize"] | None, Field(description=(
         "leave out to maximize accuracies, AUROC and NMI and minimize everything else"))] = None
     pruner: Annotated[Literal["asha", "median", "none"], Field(description=(
@@ -212,6 +212,9 @@ def _check_metric(cfg: SearchConfig, terms: tuple, steps: list, data) -> tuple[s
     if cfg.metric not in per_epoch + after:
         raise ConfigError(f"search.metric = {short(cfg.metric)} is not a value this study's runs "
                           f"produce; choose one of: {listing(per_epoch + after)}.")
+    if cfg.metric not in per_epoch + ["test_loss"]:  # steps run once, after the search
+        raise ConfigError(f"search.metric = {cfg.metric!r} is computed by a step, which runs after the "
+                          f"search rather than per trial; choose one of: {listing(per_epoch + ['test_loss'])}.")
     if cfg.pruner != "none" and cfg.metric not in per_epoch:
         raise ConfigError(f"search.pruner = {cfg.pruner!r} needs a metric reported after every epoch, "
                           f"but {cfg.metric} is known only after training; use pruner = 'none' or "
