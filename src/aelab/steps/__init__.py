@@ -7,7 +7,18 @@ of a study's steps) is in ``_base``. Adding a step is one function with ``@regis
 
 from __future__ import annotations
 
-from . import classification, clustering, codes, figures, novelty, verdicts  # noqa: F401  (register the steps)
+from . import (  # noqa: F401  (register the steps)
+    classification,
+    clustering,
+    codes,
+    deep_clustering,
+    figures,
+    generative,
+    latent,
+    novelty,
+    quality,
+    verdicts,
+)
 from ._base import StepInfo, StepSpec, StudyContext, check_steps, register_step, run_names
 
 __all__ = ["StepInfo", "StepSpec", "StudyContext", "check_steps", "register_step", "run_names"]
