@@ -24,9 +24,16 @@ def clustered_data(ctx, data: str):
     return torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), parts[0].class_names
 
 
-def _decoder(model) -> nn.Module:
-    """The decoder with the model's output activation: IDEC's loss compares images."""
-    return nn.Sequential(model.decoder, nn.Sigmoid()) if model.output == "sigmoid" else model.decoder
+class Encode(nn.Module):
+    """``model.encode`` as a module holding all of the model's parameters, so IDEC tunes the
+    codes the other steps see (k-sparse selects its units in ``encode``, after its encoder)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x)
 
 
 @register_step("deep_clustering", needs_labels=True, produces=(
@@ -62,12 +69,16 @@ def step_deep_clustering(ctx, runs: Runs = None,
     for r, model in ctx.trained(runs):
         tuned = copy.deepcopy(model).eval()  # the codes the other steps see (k-sparse keeps alpha·k)
         device = next(tuned.parameters()).device
-        labels, history = idec(tuned.encoder, _decoder(tuned), x.to(device), k, gamma=gamma,
+        # The decoder, a plain function, adds no parameters: Encode holds them all.
+        labels, history = idec(Encode(tuned), tuned.decode, x.to(device), k, gamma=gamma,
                                update_interval=update_interval, tol=tol, max_iter=max_iter,
                                batch_size=batch_size, learning_rate=learning_rate, seed=r.seed, y=y.numpy())
         init, final = history[0], cluster_scores(y.numpy(), labels)
+        last = history[-1]
+        # idec stops at a target update once fewer than tol of the labels changed, else at max_iter.
+        ran = last["iteration"] if last["iteration"] > 0 and last["changed"] < tol else max_iter
         r.metrics.update({f"idec_init_{s}": init[s] for s in SCORES})
-        r.metrics.update({f"idec_{s}": final[s] for s in SCORES}, idec_iterations=history[-1]["iteration"])
+        r.metrics.update({f"idec_{s}": final[s] for s in SCORES}, idec_iterations=ran)
         lines.append(summary_line(f"{r.name}, k-means on codes", {s: init[s] for s in SCORES}))
-        lines.append(summary_line(f"{r.name}, IDEC", {**final, "iterations": history[-1]["iteration"]}))
+        lines.append(summary_line(f"{r.name}, IDEC", {**final, "iterations": ran}))
     ctx.summary.extend(lines)
