@@ -67,3 +67,22 @@ def test_the_fitted_code_prior_counts_codes_per_position(every_step):
 def test_samples_are_drawn_for_models_with_a_prior(every_step):
     drawn = {f for f in every_step.figures if f.startswith("samples-")}
     assert drawn == {"samples-vae", "samples-gvae", "samples-vq"}
+
+
+def test_likelihood_refuses_a_named_run_without_a_decoder_likelihood(tmp_path):
+    from aelab.config import load_study
+    from aelab.errors import ConfigError
+
+    (tmp_path / "s.toml").write_text("""
+name = "l"
+[data]
+dataset = "digits"
+[[models]]
+name = "ae"
+model = "simple"
+[[steps]]
+kind = "likelihood"
+runs = ["ae"]
+""")
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.runs: run ae \(simple\) has no decoder likelihood"):
+        load_study(str(tmp_path / "s.toml"))
