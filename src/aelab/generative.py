@@ -71,3 +71,39 @@ def importance_nll(model, x: torch.Tensor, k: int = 200, batch: int = 20_000,
         elbo += log_w.mean(0).sum().item()
     model.train(was_training)
     return {"nll": nll / len(x), "neg_elbo": -elbo / len(x), "k": k, "n": len(x)}
+
+
+def has_likelihood(model) -> bool:
+    """Whether :func:`importance_nll` can score ``model``: a Gaussian q(z|x) and a decoder that
+    is a distribution (Bernoulli when trained with BCE, or the learned-variance Gaussian)."""
+    return (hasattr(model, "stats") and hasattr(model, "log_likelihood")
+            and (getattr(model, "likelihood", None) == "gaussian" or model.loss_name == "bce"))
+
+
+@torch.inference_mode()
+def fit_code_prior(model, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    """(H·W, K) frequencies of each of a VQ-VAE's K codes at each position of its code map over
+    images ``x``, Laplace-smoothed (+1): independent positions, the simplest stand-in for the
+    paper's PixelCNN prior over codes (van den Oord et al. 2017, §4.1)."""
+    device = next(model.parameters()).device
+    size = len(model.quantizer.codebook)
+    counts = torch.ones(math.prod(model.code_shape[1:]), size, dtype=torch.float64)
+    for i in range(0, len(x), batch):
+        idx = model.codes(x[i : i + batch].to(device)).flatten(1).cpu()  # (B, H·W)
+        counts += torch.nn.functional.one_hot(idx, size).sum(0)
+    return counts / counts.sum(1, keepdim=True)
+
+
+def uniform_code_prior(model) -> torch.Tensor:
+    """(H·W, K): every code equally likely at every position (the prior VQ-VAE trains with)."""
+    size = len(model.quantizer.codebook)
+    return torch.full((math.prod(model.code_shape[1:]), size), 1 / size, dtype=torch.float64)
+
+
+@torch.inference_mode()
+def sample_code_map(model, probs: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(n, D, H, W) quantised code maps, each position's code drawn from its row of ``probs``."""
+    idx = torch.multinomial(probs, n, replacement=True, generator=generator).t()  # (n, H·W)
+    codebook = model.quantizer.codebook
+    dim, h, w = model.code_shape
+    return codebook[idx.to(codebook.device)].view(n, h, w, dim).permute(0, 3, 1, 2).cpu()

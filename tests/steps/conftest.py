@@ -13,7 +13,9 @@ from rich.console import Console
 
 # Every step kind with a small budget; the models are chosen so that each step's default run
 # selection finds something: k-sparse runs (accuracy_vs_k), a conv model trained with input noise
-# (denoising, code_images) and a VAE (latent_space). Digits 8 and 9 stay out of training (novelty).
+# (denoising, code_images), a VAE (latent_space, manifold), a Gaussian-decoder β-VAE (likelihood on
+# grey levels, traversal) and a VQ-VAE (samples from a code prior). Digits 8 and 9 stay out of
+# training (novelty).
 STUDY = """
 name = "every-step"
 seed = 0
@@ -37,6 +39,14 @@ name = "conv"
 model = "conv-transposed"
 params = { filters = [4, 4, 4], loss = "bce" }
 train = { input_noise = 0.3 }
+[[models]]
+name = "gvae"
+model = "beta-vae"
+params = { latent_dim = 3, hidden = 16, beta = 2.0, decoder = "gaussian" }
+[[models]]
+name = "vq"
+model = "vq-vae"
+params = { codebook_size = 8, code_dim = 2, filters = [4, 4] }
 [[steps]]
 kind = "loss_curves"
 [[steps]]
@@ -72,6 +82,35 @@ n_init = 2
 kind = "accuracy_vs_k"
 [[steps]]
 kind = "novelty"
+[[steps]]
+kind = "likelihood"
+k = 20
+n = 100
+[[steps]]
+kind = "samples"
+n = 8
+ncols = 4
+[[steps]]
+kind = "interpolation"
+pairs = 2
+steps = 4
+[[steps]]
+kind = "traversal"
+max_dims = 3
+[[steps]]
+kind = "manifold"
+n = 3
+[[steps]]
+kind = "embedding"
+methods = ["pca", "tsne"]
+n = 200
+[[steps]]
+kind = "image_quality"
+[[steps]]
+kind = "deep_clustering"
+data = "test"
+max_iter = 30
+update_interval = 10
 [[steps]]
 kind = "comparison"
 [[steps]]

@@ -37,9 +37,14 @@ def _decode(model, z: torch.Tensor) -> torch.Tensor:
 def prior_samples(model, n: int = 32, ncols: int = 16, seed: int = 0, title: str = ""):
     """Decoded draws z ~ N(0, I) of a Gaussian-latent model (the VAE family), ``ncols`` a row."""
     z = torch.randn((n, *model.code_shape), generator=torch.Generator().manual_seed(seed))
+    return decoded_grid(model, z, ncols, title or f"{n} samples from the prior N(0, I)")
+
+
+def decoded_grid(model, z: torch.Tensor, ncols: int = 16, title: str = ""):
+    """The decoded codes ``z`` (e.g. a VQ-VAE's sampled code maps), ``ncols`` a row."""
     imgs = _decode(model, z)
-    rows = [imgs[i : i + ncols] for i in range(0, n, ncols)]
-    return image_grid(rows, [""] * len(rows), title or f"{n} samples from the prior N(0, I)")
+    rows = [imgs[i : i + ncols] for i in range(0, len(z), ncols)]
+    return image_grid(rows, [""] * len(rows), title)
 
 
 def interpolation(model, images_a, images_b, steps: int = 10, title: str = ""):
