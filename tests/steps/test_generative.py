@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal
 
-from aelab.generative import fit_code_prior
+from aelab.evaluate.likelihood import fit_code_prior
 
 
 def _log_px(model, x, raw):

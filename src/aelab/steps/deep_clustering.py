@@ -11,7 +11,7 @@ from pydantic import Field
 from sklearn.cluster import KMeans
 from torch import nn
 
-from ..clustering import cluster_scores, idec
+from ..evaluate.clustering import cluster_scores, idec
 from ._base import Runs, eval_split, raw_pixels, register_step, summary_line
 
 SCORES = ("acc", "nmi", "ari")

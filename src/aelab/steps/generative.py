@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 
 from ..errors import ConfigError
-from ..generative import (
+from ..evaluate.likelihood import (
     binarize,
     fit_code_prior,
     has_likelihood,

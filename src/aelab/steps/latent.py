@@ -105,7 +105,7 @@ def step_embedding(ctx, runs: Runs = None,
     """2-D maps of every run's test codes coloured by class, with their trustworthiness (Venna &
     Kaski 2001): ``trustworthiness_<method>``, one figure per run and method."""
     # lazy: matplotlib, t-SNE and UMAP only when the step runs, not when a study loads
-    from ..embeddings import embed, trustworthiness
+    from ..evaluate.embeddings import embed, trustworthiness
     from ..report.plots.latent import embedding_scatter
 
     test = eval_split(ctx)

@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..image_quality import psnr, ssim
+from ..evaluate.image_quality import psnr, ssim
 from ._base import Runs, eval_split, register_step, summary_line
 
 SSIM_MIN_SIDE = 11  # the Gaussian window of Wang et al. (σ 1.5, 11×11) must fit in the image

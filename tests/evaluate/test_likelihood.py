@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from aelab.generative import binarize, importance_nll
+from aelab.evaluate.likelihood import binarize, importance_nll
 from aelab.models import create_model
 
 D, LATENT, SIGMA = 6, 2, 0.5

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aelab.image_quality import psnr, ssim
+from aelab.evaluate.image_quality import psnr, ssim
 
 
 def _pair(shape=(4, 1, 28, 28), noise=0.1, seed=0):

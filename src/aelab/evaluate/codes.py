@@ -149,8 +149,8 @@ def finetune(model, train, test, n_classes: int, head: Sequence[int] = (10,), ep
     accuracy. Returns the final ``accuracy``, test ``predictions``, the per-epoch ``history``
     and the ``classifier``.
     """
-    from .callbacks import LambdaCallback
-    from .train import TrainConfig, classification_step, fit
+    from ..callbacks import LambdaCallback
+    from ..train import TrainConfig, classification_step, fit
 
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aelab.embeddings import embed, trustworthiness
+from aelab.evaluate.embeddings import embed, trustworthiness
 
 
 def _blobs(n=60, d=10, seed=0):

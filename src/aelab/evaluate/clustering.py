@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from .evaluate import cluster_accuracy
+from .codes import cluster_accuracy
 
 
 def cluster_scores(y_true, y_pred) -> dict[str, float]:

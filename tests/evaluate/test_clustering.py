@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from aelab.clustering import cluster_scores, idec, soft_assign, target_distribution
+from aelab.evaluate.clustering import cluster_scores, idec, soft_assign, target_distribution
 
 
 def _brute_force_acc(y, p, k):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from aelab import evaluate as E
 from aelab.callbacks import LambdaCallback
 from aelab.errors import ConfigError
+from aelab.evaluate import codes as E
 from aelab.models import create_model
 from aelab.models.dense import keep_top_k
 from aelab.train import TrainConfig, fit
