@@ -114,3 +114,17 @@ def test_dir_lists_the_public_api():
     for name in ("load_study", "run_study", "resume_study", "load_run", "create_model", "fit",
                  "compare_reconstructions", "load_checkpoint", "Callback"):
         assert name in names
+
+
+def test_modules_and_functions_stay_readable():
+    """House rule: a module a reader can hold (at most 400 lines), a function on one screen (60)."""
+    long = []
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 400:
+            long.append(f"{path.relative_to(SRC)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name}: "
+                            f"{node.end_lineno - node.lineno + 1} lines")
+    assert not long, "; ".join(long)
