@@ -109,7 +109,7 @@ def test_a_models_training_line_shows_every_value_its_runs_sweep():
 
 def test_the_runner_prints_the_swept_values_under_each_model(tmp_path):
     from aelab.config import load_study
-    from aelab.runner import _Session, _console
+    from aelab.runner import _console, _Session
 
     (tmp_path / "sweep.toml").write_text(
         'name = "sweep"\n[data]\ndataset = "mnist-5k"\nlimit = 200\n[train]\nepochs = 2\n'

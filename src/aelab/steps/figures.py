@@ -35,7 +35,7 @@ def step_reconstructions(ctx, runs: Runs = None, n: Annotated[Count, Field(descr
         fig = compare_reconstructions(model, test, n, title=f"{r.name}: test reconstructions{loss}")
         ctx.save_figure(f"reconstructions-{r.name}", fig,
                         f"The first {n} test images (top) and their reconstructions by {r.name} "
-                        f"(bottom){loss}.")
+                        f"(bottom){loss}; pixel values shown clipped to [0, 1].")
 
 
 @register_step("denoising")
