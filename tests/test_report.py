@@ -158,7 +158,7 @@ def test_cli_compare_writes_table_curves_and_csv(run_dir, metrics, tmp_path):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", str(run_dir), str(other), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Comparison" in result.output and "other/" in result.output
+    assert "Comparison: run" in result.output and "Comparison: other" in result.output
     rows = (out / "compare.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(metrics["runs"])
     assert rows[0].startswith("name,") and "val_loss" in rows[0]
@@ -435,10 +435,27 @@ def test_console_comparison_shows_every_number_in_full(synthetic, tmp_path, widt
             if NUMBER.match(row[i]):
                 assert row[i] in out, f"{result.headers[i]} = {row[i]} is not shown in full"
     # every run is named: its name's pieces, wherever they wrap, appear in order
-    flat = re.sub(r"[\s│┃]", "", out)
-    assert "fashion-shoes-20251125-101500/sparse-bs256" in flat or "sparse-bs256" in out
+    # every run is named in one line, under a table titled by its folder (issue 21: names
+    # wrapped over 4-5 lines)
+    assert "Comparison: fashion-shoes-20251125-101500" in out
     for name in ("stacked-bs32", "stacked-bs256", "sparse-bs32", "sparse-bs256"):
         assert name in out
+
+
+def test_cli_compare_writes_nothing_without_out(synthetic, tmp_path, monkeypatch):
+    """Issue 21: every call left a compare-<time>/ folder in the current directory."""
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+
+    here = tmp_path / "checkout"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    other = make_run_folder(tmp_path / "other", quick=False)
+    result = CliRunner().invoke(app, ["compare", str(synthetic), str(other)])
+    assert result.exit_code == 0, result.output
+    assert "Comparison" in result.output and "Written" not in result.output
+    assert list(here.iterdir()) == []
 
 
 def test_console_comparison_stays_one_row_per_run_when_it_fits(synthetic, tmp_path):

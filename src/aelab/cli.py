@@ -191,9 +191,11 @@ def report(run_dir: Path = typer.Argument(..., metavar="DIR", help="A run folder
 @app.command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., metavar="DIR...", help="Run folders to compare."),
-    out: Path | None = typer.Option(None, metavar="DIR", help="Output folder (default compare-<timestamp>/)."),
+    out: Path | None = typer.Option(None, metavar="DIR", help=(
+        "Also write compare.html, compare.csv and loss_curves.png into this folder (else nothing is written).")),
 ):
-    """Compare the runs of several run folders: a table, overlaid loss curves, HTML and CSV."""
+    """Compare the runs of several run folders: a table in the terminal; with --out, an HTML page,
+    overlaid loss curves and a CSV."""
     from .errors import AelabError
 
     try:
@@ -211,8 +213,9 @@ def compare(
             console.print(aggregates_table(result.aggregates))
             for d in result.differences:
                 console.print(difference_line(d), markup=False, highlight=False)
-        console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", markup=False,
-                      highlight=False)
+        if result.out is not None:
+            console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", markup=False,
+                          highlight=False)
     except AelabError as err:
         _fail(err)
 

@@ -12,7 +12,6 @@ import base64
 import csv
 import io
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,18 +139,15 @@ class Comparison:
     entries: list[dict]  # every run of every folder, named "<folder>/<run>" when folders differ
     headers: list[str]
     rows: list[list[str]]
-    out: Path  # the folder holding compare.html, loss_curves.png and compare.csv
+    out: Path | None  # the folder holding compare.html, loss_curves.png and compare.csv, if any
     aggregates: list = field(default_factory=list)  # configurations repeated over seeds
     differences: list = field(default_factory=list)  # of two such configurations' means
 
 
 def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> Comparison:
-    """Tabulate the runs of several run folders, overlay their loss curves and write them to ``out``.
-
-    ``out`` defaults to ``compare-<timestamp>/`` in the current folder.
-    """
-    from .plots import loss_curves
-
+    """Tabulate the runs of several run folders; with ``out``, also write compare.html, the
+    overlaid loss curves and compare.csv there. Without it nothing is written: comparing is
+    reading, and a folder appearing wherever one happens to stand (a git checkout) is litter."""
     dirs = [Path(d) for d in run_dirs]
     prefix = len(dirs) > 1
     entries = []
@@ -163,17 +159,30 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
                 e["name"] = f"{d.name}/{e.get('name', '?')}"
                 e["label"] = f"{d.name}/{e.get('label') or e.get('model') or '?'}"
             entries.append(e)
-    out = Path(out) if out is not None else Path(f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    headers, rows = results_rows(entries)
+    from ..aggregate import aggregates, differences
+
+    groups = aggregates(entries)
+    diffs = differences(entries, groups)
+    result = Comparison(entries, headers, rows, Path(out) if out is not None else None, groups, diffs)
+    if result.out is not None:
+        _write_comparison(result, [d.name for d in dirs])
+    return result
+
+
+def _write_comparison(result: Comparison, dirs: list[str]) -> None:
+    """compare.html, loss_curves.png and compare.csv in ``result.out`` (made if missing)."""
+    from .plots import loss_curves
+
+    out, entries = result.out, result.entries
     if os.path.lexists(out) and not out.is_dir():
         raise AelabError(f"--out {out} is a file, not a folder; pass a folder for the comparison.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AelabError(f"Cannot create {out} ({err.strerror or err}); pass another --out.") from None
-    headers, rows = results_rows(entries)
-
-    fig = loss_curves(entries, title="Learning curves: " + ", ".join(d.name for d in dirs))
-    figure_caption = (caption("loss_curves") if not prefix else
+    fig = loss_curves(entries, title="Learning curves: " + ", ".join(dirs))
+    figure_caption = (caption("loss_curves") if len(dirs) == 1 else
                       "Training (dashed) and validation (solid) loss per epoch, one panel per run "
                       "folder and model; a dot marks the best epoch and a cross where early "
                       "stopping ended a run.")
@@ -183,24 +192,17 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
 
     plt.close(fig)
     atomic_write(out / "loss_curves.png", buf.getvalue())
-
     keys = result_columns(entries)
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(keys)
     w.writerows([[e.get(k, "") for k in keys] for e in entries])
     atomic_write(out / "compare.csv", text.getvalue())
-
-    from ..aggregate import aggregates, differences
-
-    groups = aggregates(entries)
-    diffs = differences(entries, groups)
     page = _env().get_template("compare.html.j2").render(
-        dirs=[d.name for d in dirs], results=results_tables(entries), caption=figure_caption,
-        figure=base64.b64encode(buf.getvalue()).decode("ascii"), aggregates=_aggregates(groups),
-        differences=[difference_line(d) for d in diffs])
+        dirs=dirs, results=results_tables(entries), caption=figure_caption,
+        figure=base64.b64encode(buf.getvalue()).decode("ascii"), aggregates=_aggregates(result.aggregates),
+        differences=[difference_line(d) for d in result.differences])
     atomic_write(out / "compare.html", page)
-    return Comparison(entries, headers, rows, out, groups, diffs)
 
 
 def difference_line(d: dict) -> str:
