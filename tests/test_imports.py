@@ -118,10 +118,11 @@ def test_dir_lists_the_public_api():
 
 def test_modules_and_functions_stay_readable():
     """House rule: a module a reader can hold (at most 400 lines), a function on one screen (60)."""
+    over = {"config.py": 420}  # not yet split (issue 21 left it to its owner): it may not grow
     long = []
     for path in SRC.rglob("*.py"):
         text = path.read_text()
-        if text.count("\n") > 400:
+        if text.count("\n") > over.get(str(path.relative_to(SRC)), 400):
             long.append(f"{path.relative_to(SRC)}: {text.count(chr(10))} lines")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:

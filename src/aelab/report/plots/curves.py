@@ -134,11 +134,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
             panels.setdefault(str(key), []).append(e)
     panels = {k: _repeats_as_means(v) for k, v in panels.items()}
     if not panels:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "No run has a training history to plot.", ha="center", va="center")
-        literal(fig.suptitle(plain(title)))
-        return fig
+        return _nothing_to_plot(title)
 
     # One colour per swept value, in order of first appearance, the same in every panel; runs
     # without a sweep that share a panel are told apart by name.
@@ -178,6 +174,14 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
         ax.set_visible(False)
     _legend(fig, [(v, colour[v]) for v in variants if v], markers)
     literal(fig.suptitle(plain(fold(title, 40 * ncols))))
+    return fig
+
+
+def _nothing_to_plot(title: str):
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "No run has a training history to plot.", ha="center", va="center")
+    literal(fig.suptitle(plain(title)))
     return fig
 
 
