@@ -165,3 +165,11 @@ def test_python_m_aelab_docs_prints_a_topic():
 
     out = subprocess.run([sys.executable, "-m", "aelab.docs", "train"], capture_output=True, text=True, check=True)
     assert out.stdout == docs.reference("train")
+
+
+def test_a_study_headline_is_its_first_clause_without_asides():
+    from aelab.docs._studies import headline
+
+    assert headline("Stacked vs sparse autoencoder on Fashion-MNIST (Sandal, Sneaker (7)), each "
+                    "trained with batch sizes 32 and 256.") == "Stacked vs sparse autoencoder on Fashion-MNIST"
+    assert headline("Sparse codes: L1, KL. About 5 minutes on 2 CPU cores.") == "Sparse codes"

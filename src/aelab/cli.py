@@ -129,17 +129,19 @@ def _resume_hint(err: BaseException) -> str:
 
 @app.command("list")
 def list_():
-    """List the built-in studies and the registered models."""
+    """List the built-in studies, one line each, and the registered models."""
     from rich.console import Console
     from rich.table import Table
 
     from .config import builtin_studies, read_study_file
+    from .docs._studies import headline
 
-    table = Table(title="Built-in studies", title_justify="left")
-    table.add_column("study")
-    table.add_column("description")
-    for name in builtin_studies():
-        table.add_row(name, str(read_study_file(name)[0].get("description", "")))
+    table = Table(title="Built-in studies (`aelab show NAME` describes one)", title_justify="left")
+    names = builtin_studies()
+    table.add_column("study", no_wrap=True, min_width=max(map(len, names), default=5))
+    table.add_column("what it is", no_wrap=True, overflow="ellipsis")
+    for name in names:
+        table.add_row(name, headline(str(read_study_file(name)[0].get("description", ""))))
     console = Console()
     console.print(table)
     from .models import list_models
