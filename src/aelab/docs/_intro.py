@@ -30,12 +30,14 @@ early_stopping = { monitor = "val_loss", patience = 5, min_delta = 1e-2 }
 [[steps]]
 kind = "loss_curves"'''
 
-COMPARED = TRAINED.replace('batch_size = 256', 'batch_size = [32, 256]   # a sweep: one run per value and model') + '''
-
+COMPARED = TRAINED.replace("batch_size = 256", "batch_size = [32, 256]   # a sweep: one run per value and model").replace(
+    "\n[train]", '''
 [[models]]
 name = "sparse"
 model = "stacked"
 params = { activity_l1 = 1e-6 }   # the same model with an L1 penalty on its codes
+
+[train]''', 1) + '''
 
 [[steps]]
 kind = "reconstructions"
