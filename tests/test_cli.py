@@ -56,14 +56,22 @@ def test_corrupt_data_file_is_named(tmp_path):
 
 
 def test_list_and_show():
+    from aelab.config import builtin_studies
+
     out = runner.invoke(app, ["list"])
     assert out.exit_code == 0 and "fashion-shoes" in out.stdout and "quickstart" in out.stdout
     assert "Sparse codes for classification on the full" in out.stdout  # sparse-codes-fashion
+    # one line per study (issue 21: whole paragraphs, measured figures included); show has them
+    rows = [line for line in out.stdout.splitlines() if line.startswith("│ ")]
+    assert len(rows) == len(builtin_studies()) and not any("minutes" in r or "seconds" in r for r in rows)
+    assert "│ fashion-shoes " in out.stdout
     show = runner.invoke(app, ["show", "fashion-shoes"])
     assert show.exit_code == 0 and "sparse-bs256: model stacked, epochs 50, batch 256, nadam lr 0.0001" in show.stdout
     assert "2 runs (auto): stacked-bs32, sparse-bs32" in show.stdout  # the stacked groups
     off = runner.invoke(app, ["show", "fashion-shoes", "--set", "train.vectorize=off"])
     assert off.exit_code == 0 and "Stacked groups" not in off.stdout
+    quick = runner.invoke(app, ["show", "quickstart"])
+    assert "about 10 seconds on a laptop CPU" in " ".join(quick.stdout.split())
     bad = runner.invoke(app, ["show", "fashion-shoes", "--quick", "--set", "train.epochs=0"])
     assert bad.exit_code == 2 and "train.epochs = 0 is not allowed" in bad.stderr  # the checks of run
 

@@ -147,3 +147,29 @@ def test_cli_docs_prints_plain_markdown_when_piped_and_exits_2_on_unknown():
     assert out.exit_code == 0 and out.stdout == docs.reference("train")
     bad = runner.invoke(app, ["docs", "nonsense"])
     assert bad.exit_code == 2 and "Unknown docs topic 'nonsense'" in bad.output
+
+
+def test_the_reference_opens_with_the_smallest_study_that_runs_then_grows_it(full):
+    """Issue 21: it opened with the complete fashion-shoes study, which a first study then copied."""
+    blocks = re.findall(r"```toml\n(.*?)```", section(full, "## Writing a study"), flags=re.S)
+    tables = [tomllib.loads(b) for b in blocks]
+    assert len(tables) == 3 and set(tables[0]) == {"name", "data", "models"}
+    assert len(blocks[0].strip().splitlines()) <= 8
+    assert all(set(a) <= set(b) for a, b in zip(tables, tables[1:]))  # each grows the one before
+    assert "fashion-shoes" not in full.split("## Writing a study")[0]
+    assert 'dataset = "fashion-mnist"' not in section(full, "## Writing a study")
+
+
+def test_python_m_aelab_docs_prints_a_topic():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "aelab.docs", "train"], capture_output=True, text=True, check=True)
+    assert out.stdout == docs.reference("train")
+
+
+def test_a_study_headline_is_its_first_clause_without_asides():
+    from aelab.docs._studies import headline
+
+    assert headline("Stacked vs sparse autoencoder on Fashion-MNIST (Sandal, Sneaker (7)), each "
+                    "trained with batch sizes 32 and 256.") == "Stacked vs sparse autoencoder on Fashion-MNIST"
+    assert headline("Sparse codes: L1, KL. About 5 minutes on 2 CPU cores.") == "Sparse codes"

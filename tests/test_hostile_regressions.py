@@ -142,7 +142,7 @@ def test_novelty_classes_are_checked_at_load(tmp_path):
     ("sparse-codes", "finetune", "head", [0], r"steps\[\d+\]\.head\[0\] = 0 is not allowed"),
     ("sparse-codes", "sparsity", "threshold", float("nan"), r"steps\[\d+\]\.threshold = nan is not allowed"),
     ("quickstart", "loss_curves", "log", "yes", r"steps\[\d+\]\.log = 'yes' is not allowed"),
-    ("quickstart", "loss_curves", "count", 3, r"Unknown key 'steps\[\d+\]\.count'; allowed here: log"),
+    ("quickstart", "loss_curves", "count", 3, r"Unknown key 'steps\[\d+\]\.count'; allowed here: runs, log"),
 ])
 def test_bad_step_settings(tmp_path, name, kind, key, value, pattern):
     refused(tmp_path, pattern, name=name, change=lambda d: step_of(d, kind).update({key: value}))

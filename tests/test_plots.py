@@ -221,3 +221,27 @@ def test_importing_plots_leaves_the_backend_alone():
             "import aelab.report.html; print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"
+
+
+def test_loss_curves_span_the_runs_not_the_budget_and_zoom_past_the_first_epoch():
+    """Issue 21: runs stopped at 14-20 of 50 epochs filled a third of the panel, and the first
+    epoch's spike (0.69 from random weights) flattened the rest."""
+    def spiky(n):
+        h = history(n)
+        h[0] = {**h[0], "train_loss": 0.69, "val_loss": 0.66}
+        return h
+
+    runs = [run("stacked-bs32", "stacked", 32, 14, 9, epochs_max=50, history=spiky(14)),
+            run("stacked-bs256", "stacked", 256, 20, 15, epochs_max=50, history=spiky(20))]
+    ax = panels(plots.loss_curves(runs))[0]
+    assert ax.get_xlim() == (0.5, 20.5)
+    later = [v for r in runs for h in r["history"][1:] for v in (h["train_loss"], h["val_loss"])]
+    lo, hi = ax.get_ylim()
+    assert hi < 0.66 and lo <= min(later) and hi >= max(later)  # epoch 1 above, the rest fills it
+    assert ax.get_xlabel() == "epoch (epoch 1 above the axis: up to 0.69)"
+    plt.close("all")
+    log = panels(plots.loss_curves(runs, log=True))[0]
+    assert log.get_ylim()[1] >= 0.69 and log.get_xlabel() == "epoch"  # the log axis shows it all
+    flat = panels(plots.loss_curves([run("a", "a", 32, 14, 9)]))[0]
+    assert flat.get_xlabel() == "epoch" and flat.get_ylim()[1] >= history(14)[0]["val_loss"]  # no zoom
+    plt.close("all")

@@ -30,6 +30,9 @@ window.addEventListener("load", () => {
   const cut = Array.from(document.querySelectorAll("pre"))
     .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 60));
   const badge = document.getElementById("quick-badge");
+  const table = document.querySelector("table#results");
+  const box = table ? table.closest(".scroll") : null;
+  const summary = document.getElementById("summary-body");
   const out = document.createElement("pre");
   out.id = "aelab-check";
   out.textContent = JSON.stringify({
@@ -46,6 +49,11 @@ window.addEventListener("load", () => {
     figures: document.querySelectorAll("figure").length,
     captions: Array.from(document.querySelectorAll("figure > figcaption")).map(c => c.textContent.trim()),
     badge: badge ? {text: badge.textContent.trim(), width: badge.getBoundingClientRect().width} : null,
+    resultsOverflow: box ? box.scrollWidth - box.clientWidth : null,
+    rowHeights: Object.fromEntries(Array.from(document.querySelectorAll("#results tbody tr"))
+      .map(r => [r.cells[0].textContent, r.getBoundingClientRect().height])),
+    summaryTags: summary ? Array.from(summary.querySelectorAll("*")).map(e => e.tagName.toLowerCase()) : [],
+    preprocessing: (document.getElementById("preprocessing") || {}).textContent || null,
   });
   document.body.appendChild(out);
 });
@@ -104,7 +112,9 @@ def test_run_writes_a_self_contained_report(run_dir, metrics):
     assert figures and page.count('src="data:image/png;base64,') == len(figures)
     assert not re.search(r'(src|href)="(?!data:|#)', page), "the page must not load anything"
     text = html.unescape(page)
-    assert all(line in text for line in metrics["summary"])
+    # every summary line is on the page, as a heading, a list item or a table row
+    cells = re.sub(r"<[^>]+>", " ", text)
+    assert all(word in cells for line in metrics["summary"] for word in line.lstrip("- ").split())
     assert metrics["environment"]["torch"] in text
     assert 'name = "quickstart"' in text  # study.toml
     assert "Total params" in text  # model summaries
@@ -148,7 +158,7 @@ def test_cli_compare_writes_table_curves_and_csv(run_dir, metrics, tmp_path):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", str(run_dir), str(other), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Comparison" in result.output and "other/" in result.output
+    assert "Comparison: run" in result.output and "Comparison: other" in result.output
     rows = (out / "compare.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(metrics["runs"])
     assert rows[0].startswith("name,") and "val_loss" in rows[0]
@@ -222,7 +232,12 @@ def _entry(name: str, label: str, batch: int, epochs: int) -> dict:
             "stopped_early": True, "best_epoch": epochs - 5, "train_loss": 0.212345,
             "val_loss": 0.219234, "test_loss": 0.2201987, "seconds": 1234.56,
             "seconds_per_epoch": 12.3456, "peak_rss_mb": 1536.4, "history": _history(epochs),
-            "loss_name": "binary cross-entropy", "epochs_max": 50}
+            "loss_name": "binary cross-entropy", "epochs_max": 50, "seed": 42, **STEP_METRICS}
+
+
+# What steps add to a run: the page puts them in tables of their own.
+STEP_METRICS = {"mean_activation": 0.2581, "active_fraction": 0.4707, "dead_units": 3, "probe_accuracy": 0.9123,
+                "kmeans_acc": 0.6012, "kmeans_nmi": 0.5023, "auroc": 0.8765, "verdict": "learning"}
 
 
 def _png(path: Path, wide: bool = False) -> None:
@@ -255,7 +270,10 @@ def make_run_folder(folder: Path, quick: bool = True, study: str = "fashion-shoe
         _png(folder / "figures" / f"{name}.png", wide=name == "accuracy_vs_k")
     summary = ["Comparison:", "- Lowest validation loss: " + LONG + " " + "x" * 300,
                "- A sentence of ordinary words that is long enough to need wrapping on a page "
-               "1,280 pixels wide, because it goes on and on about batch sizes and epochs. " * 3]
+               "1,280 pixels wide, because it goes on and on about batch sizes and epochs. " * 3,
+               "Code sparsity on test images (active: |z| > 0.01):",
+               "- stacked-bs32: mean activation 2.2223, active fraction 0.5979, dead units 12/50",
+               "- sparse-bs32: mean activation 2.2199, active fraction 0.5978, dead units 12/50"]
     metrics = {
         "study": study, "description": "Stacked vs sparse autoencoder " + LONG, "quick": quick,
         "dataset": {"dataset": "fashion-mnist", "requested": "fashion-mnist", "fallback_used": False,
@@ -263,6 +281,8 @@ def make_run_folder(folder: Path, quick: bool = True, study: str = "fashion-shoe
                     "n_images": 21000, "image_shape": [1, 28, 28],
                     "class_names": ["Sandal", "Sneaker", "Ankle boot"],
                     "splits": {"train": 15000, "val": 3000, "test": 3000},
+                    "scaling": "pixel values 0..255 scaled to [0, 1] (divided by 255)",
+                    "stratification": "stratified by class (seed 42)",
                     "distribution": {s: [["Sandal", n // 3, 33.3], ["Sneaker", n // 3, 33.3],
                                          ["Ankle boot", n // 3, 33.3]]
                                      for s, n in (("train", 15000), ("val", 3000), ("test", 3000))}},
@@ -288,7 +308,8 @@ def test_captions_say_what_each_figure_shows():
     from aelab.report.html import caption
 
     assert caption("reconstructions-stacked-bs256") == \
-        "Test images (top) and their reconstructions by stacked-bs256 (bottom)."
+        "Test images (top) and their reconstructions by stacked-bs256 (bottom); pixel values shown " \
+        "clipped to [0, 1]."
     assert caption("loss_curves").startswith(
         "Training (dashed) and validation (solid) loss per epoch, one panel per model")
     assert caption("confusion-probe") .startswith("Confusion matrix of probe's classifier")
@@ -302,7 +323,8 @@ def test_report_has_a_caption_per_figure_and_a_quick_badge(synthetic):
     page = render_report(synthetic)
     assert page.count("<figure") == page.count("<figcaption>") == 5
     text = html.unescape(page)
-    assert "Test images (top) and their reconstructions by sparse-bs256 (bottom)." in text
+    assert "Test images (top) and their reconstructions by sparse-bs256 (bottom); pixel values " \
+           "shown clipped to [0, 1]." in text
     assert "A caption the study wrote for its own figure." in text
     assert 'id="quick-badge">quick run (reduced budget)</span>' in page
     metrics = json.loads((synthetic / "metrics.json").read_text())
@@ -328,10 +350,52 @@ def test_report_fits_a_1280_pixel_window(synthetic, tmp_path):
     seen = browser_check(write_report(synthetic), tmp_path)
     assert_fits(seen)
     assert seen["images"] == seen["loaded"] == seen["figures"] == 5
-    assert "Test images (top) and their reconstructions by stacked-bs256 (bottom). " \
+    assert "Test images (top) and their reconstructions by stacked-bs256 (bottom); pixel values " \
+           "shown clipped to [0, 1]. " \
            "(reconstructions-stacked-bs256.png)" in seen["captions"]
     assert seen["badge"]["text"] == "quick run (reduced budget)" and seen["badge"]["width"] > 0
     assert seen["rows"] == 5
+
+
+@needs_chromium
+def test_results_fit_without_scrolling_and_the_summary_is_structured(synthetic, tmp_path):
+    """Issue 21: the results table scrolled sideways at 1,280 px with the settings behind the
+    scrollbar, rows were ~100 px tall, and the summary was one monospaced <pre>."""
+    from aelab.report.html import write_report
+
+    seen = browser_check(write_report(synthetic), tmp_path)
+    assert seen["resultsOverflow"] == 0, f"the results table scrolls by {seen['resultsOverflow']} px"
+    short = {name: h for name, h in seen["rowHeights"].items() if not name.startswith(LONG[:20])}
+    assert len(short) == 4 and max(short.values()) < 40, short
+    tags = seen["summaryTags"]
+    assert {"h3", "ul", "li", "table"} <= set(tags) and "pre" not in tags
+    assert seen["preprocessing"] == ("Preprocessing: pixel values 0..255 scaled to [0, 1] (divided by "
+                                     "255); split stratified by class (seed 42).")
+
+
+def test_results_state_shared_settings_once_and_step_metrics_apart(synthetic):
+    from aelab.report.tables import results_tables
+
+    runs = json.loads((synthetic / "metrics.json").read_text())["runs"]
+    t = results_tables(runs)
+    assert "optimizer nadam" in t["common"] and "hidden=[256, 50]" in t["common"] and "seed 42" in t["common"]
+    assert t["columns"][:2] == ["run", "batch"] and "stopped early" not in t["columns"]
+    assert [c["text"] for c in t["rows"][1]["cells"][:2]] == ["stacked-bs256", "256"]
+    assert [x["columns"] for x in t["extra"]] == [
+        ["run", "mean_activation", "active_fraction", "dead_units", "probe_accuracy", "kmeans_acc", "kmeans_nmi"],
+        ["run", "auroc", "verdict"]]
+
+
+def test_summary_lines_become_headings_lists_and_tables():
+    from aelab.report.summary import summary_blocks
+
+    blocks = summary_blocks(["Observations:", "Batch size:", "- stacked: batch 32 reaches 0.3 vs 0.6",
+                             "Code sparsity:", "- a: mean activation 2.2, dead units 12/50",
+                             "- b: mean activation 0.3, dead units 3/50", "Step x failed: why"])
+    assert [(b["kind"], b.get("level")) for b in blocks] == [
+        ("heading", 3), ("heading", 4), ("list", None), ("heading", 4), ("table", None), ("text", None)]
+    assert blocks[4]["columns"] == ["", "mean activation", "dead units"]
+    assert blocks[4]["rows"] == [["a", "2.2", "12/50"], ["b", "0.3", "3/50"]]
 
 
 @needs_chromium
@@ -371,16 +435,34 @@ def test_console_comparison_shows_every_number_in_full(synthetic, tmp_path, widt
             if NUMBER.match(row[i]):
                 assert row[i] in out, f"{result.headers[i]} = {row[i]} is not shown in full"
     # every run is named: its name's pieces, wherever they wrap, appear in order
-    flat = re.sub(r"[\s│┃]", "", out)
-    assert "fashion-shoes-20251125-101500/sparse-bs256" in flat or "sparse-bs256" in out
+    # every run is named in one line, under a table titled by its folder (issue 21: names
+    # wrapped over 4-5 lines)
+    assert "Comparison: fashion-shoes-20251125-101500" in out
     for name in ("stacked-bs32", "stacked-bs256", "sparse-bs32", "sparse-bs256"):
         assert name in out
+
+
+def test_cli_compare_writes_nothing_without_out(synthetic, tmp_path, monkeypatch):
+    """Issue 21: every call left a compare-<time>/ folder in the current directory."""
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+
+    here = tmp_path / "checkout"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    other = make_run_folder(tmp_path / "other", quick=False)
+    result = CliRunner().invoke(app, ["compare", str(synthetic), str(other)])
+    assert result.exit_code == 0, result.output
+    assert "Comparison" in result.output and "Written" not in result.output
+    assert list(here.iterdir()) == []
 
 
 def test_console_comparison_stays_one_row_per_run_when_it_fits(synthetic, tmp_path):
     from aelab.report.html import Comparison, comparison_table, results_rows
 
-    entries = json.loads((synthetic / "metrics.json").read_text())["runs"][:4]  # short names
+    entries = [{k: v for k, v in e.items() if k not in STEP_METRICS}  # short names, training columns
+               for e in json.loads((synthetic / "metrics.json").read_text())["runs"][:4]]
     out = _printed(comparison_table(Comparison(entries, *results_rows(entries), tmp_path)), 120)
     assert out.count("\n│ ") == 4 and "0.2192" in out and "1234.6" in out  # one row per run
     assert "…" not in out

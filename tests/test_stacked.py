@@ -157,3 +157,18 @@ def test_members_must_share_shapes_and_training_settings(digits):
         fit_stacked([a, b], digits, [TrainConfig(epochs=1)] * 2)
     with pytest.raises(ValueError, match="share"):
         fit_stacked([a, a], digits, [TrainConfig(epochs=1), TrainConfig(epochs=2)])
+
+
+def test_a_group_too_short_to_repay_its_timing_is_not_timed(monkeypatch):
+    """Issue 21 (overhead): fashion-shoes --quick spent more time timing whether to stack its
+    batch-256 pair (18 batches in all) than training it."""
+    from types import SimpleNamespace
+
+    import aelab.stacked as stacked
+    from aelab.executors._base import _stacks
+
+    monkeypatch.setattr(stacked, "stacking_speedup", lambda *a, **k: pytest.fail("timed"))
+    short = [SimpleNamespace(train=TrainConfig(epochs=3, batch_size=256, vectorize="auto"))] * 2
+    assert _stacks(short, {"train": list(range(1500))}) is False  # 3 epochs x 6 batches
+    assert not stacked.timing_pays([s.train for s in short], 1500)
+    assert stacked.timing_pays([TrainConfig(epochs=3, batch_size=32)] * 2, 1500)  # 3 x 47 batches

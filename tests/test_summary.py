@@ -95,3 +95,28 @@ def test_training_line_reads_like_the_assignment():
                                           (-0.0, "0"), (0.0, "0"), (428354.0, "428354"), (1.23456789e-5, "1.2346e-05")])
 def test_numbers_are_written_cleanly(value, text):
     assert number(value) == text
+
+
+def test_a_models_training_line_shows_every_value_its_runs_sweep():
+    """fashion-shoes sweeps batch 32 and 256: the summary of each model says so, not "batch 32"."""
+    from aelab.config import load_study
+
+    study = load_study("fashion-shoes")
+    line = training_line([s.train for s in study.runs if s.label == "sparse"], "bce")
+    assert "batch 32 or 256 (by run)" in line and "up to 50 epochs" in line
+    assert line.count("batch") == 1 and "learning rate 1e-04," in line  # shared values once
+
+
+def test_the_runner_prints_the_swept_values_under_each_model(tmp_path):
+    from aelab.config import load_study
+    from aelab.runner import _console, _Session
+
+    (tmp_path / "sweep.toml").write_text(
+        'name = "sweep"\n[data]\ndataset = "mnist-5k"\nlimit = 200\n[train]\nepochs = 2\n'
+        'batch_size = [32, 256]\nlearning_rate = [1e-3, 1e-2]\n'
+        '[[models]]\nname = "a"\nmodel = "stacked"\nparams = { hidden = [16, 4] }\n')
+    study = load_study(str(tmp_path / "sweep.toml"))
+    session = _Session(study, _console(True), True, None, (), None, ())
+    session.prepare()
+    line = session.summaries["a"].splitlines()[-1]
+    assert "learning rate 0.001 or 0.01 (by run)" in line and "batch 32 or 256 (by run)" in line

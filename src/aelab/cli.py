@@ -129,17 +129,19 @@ def _resume_hint(err: BaseException) -> str:
 
 @app.command("list")
 def list_():
-    """List the built-in studies and the registered models."""
+    """List the built-in studies, one line each, and the registered models."""
     from rich.console import Console
     from rich.table import Table
 
     from .config import builtin_studies, read_study_file
+    from .docs._studies import headline
 
-    table = Table(title="Built-in studies", title_justify="left")
-    table.add_column("study")
-    table.add_column("description")
-    for name in builtin_studies():
-        table.add_row(name, str(read_study_file(name)[0].get("description", "")))
+    table = Table(title="Built-in studies (`aelab show NAME` describes one)", title_justify="left")
+    names = builtin_studies()
+    table.add_column("study", no_wrap=True, min_width=max(map(len, names), default=5))
+    table.add_column("what it is", no_wrap=True, overflow="ellipsis")
+    for name in names:
+        table.add_row(name, headline(str(read_study_file(name)[0].get("description", ""))))
     console = Console()
     console.print(table)
     from .models import list_models
@@ -205,9 +207,11 @@ def report(run_dir: Path = typer.Argument(..., metavar="DIR", help="A run folder
 @app.command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., metavar="DIR...", help="Run folders to compare."),
-    out: Path | None = typer.Option(None, metavar="DIR", help="Output folder (default compare-<timestamp>/)."),
+    out: Path | None = typer.Option(None, metavar="DIR", help=(
+        "Also write compare.html, compare.csv and loss_curves.png into this folder (else nothing is written).")),
 ):
-    """Compare the runs of several run folders: a table, overlaid loss curves, HTML and CSV."""
+    """Compare the runs of several run folders: a table in the terminal; with --out, an HTML page,
+    overlaid loss curves and a CSV."""
     from .errors import AelabError
 
     try:
@@ -225,8 +229,9 @@ def compare(
             console.print(aggregates_table(result.aggregates))
             for d in result.differences:
                 console.print(difference_line(d), markup=False, highlight=False)
-        console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", markup=False,
-                      highlight=False)
+        if result.out is not None:
+            console.print(f"Written: {result.out}/compare.html, compare.csv, loss_curves.png", markup=False,
+                          highlight=False)
     except AelabError as err:
         _fail(err)
 

@@ -180,7 +180,9 @@ class _Session:
             if spec.label in self.summaries:
                 continue
             model = create_model(spec.model, self.input_shape, seed=spec.seed, **spec.params)
-            text = model_summary(model) + "\n" + training_line(spec.train, model)
+            # every run of this model, so that a swept batch size reads "batch 32 or 256 (by run)"
+            trains = [s.train for s in study.runs if s.label == spec.label]
+            text = model_summary(model) + "\n" + training_line(trains, model)
             self.summaries[spec.label] = text
             console.print(f"\nModel {spec.label} ({spec.model})", style="bold", markup=False, highlight=False)
             console.print(text, markup=False, highlight=False)

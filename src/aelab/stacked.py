@@ -302,7 +302,20 @@ def _epoch(stack: _Stack, run, x_train, val, epoch: int, t_start: float) -> None
         end_epoch(m.state, {k: v[j] for k, v in means.items()}, val, reconstruction_step, t0, t_start)
 
 
-def stacking_speedup(build, x: torch.Tensor, configs: Sequence[TrainConfig], steps: int = 6) -> float:
+TIMING_STEPS = 6  # batches per timed fit in stacking_speedup
+
+
+def timing_pays(configs: Sequence[TrainConfig], n_train: int) -> bool:
+    """Whether a group trains long enough for :func:`stacking_speedup` to pay for itself: the
+    timing runs about 1 + 3·TIMING_STEPS batches alone and as many stacked, so a group of fewer
+    than three times that many batches (a --quick run) would spend more on timing than stacking
+    could save; it trains one run after another, the reference semantics, without a timing."""
+    batches = max(c.epochs for c in configs) * -(-n_train // max(c.batch_size for c in configs))
+    return batches > 3 * (1 + 3 * TIMING_STEPS)
+
+
+def stacking_speedup(build, x: torch.Tensor, configs: Sequence[TrainConfig],
+                     steps: int = TIMING_STEPS) -> float:
     """How many times faster the members train stacked than one after another, timed here on
     ``steps`` batches of ``x`` with throwaway models (``build(i)`` makes member i's): what
     ``vectorize = "auto"`` decides by, on the device and threads at hand."""

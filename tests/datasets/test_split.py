@@ -60,3 +60,32 @@ def test_filter_by_names_or_indices(digits5k):
 def test_class_distribution(digits5k):
     rows = D.class_distribution(D.filter_classes(digits5k, [0, 1]))
     assert rows == [("0", 500, 50.0), ("1", 500, 50.0)]
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_splits_are_sklearns_train_test_split_exactly(case):
+    """The split is written out to spare every run the import of sklearn.model_selection (issue
+    21); it must stay index for index what train_test_split gave, or old run folders would
+    resume onto other images."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from aelab.datasets.split import split_indices
+
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(30, 3000))
+    k = int(rng.integers(2, 11))
+    y = rng.integers(0, k, n) if case % 4 else np.repeat(np.arange(k), -(-n // k))[:n]  # ties too
+    if case % 10 == 9:
+        y = None
+    sizes = [0, int(rng.integers(k, n // 4)), int(rng.integers(k, n // 4))]
+    sizes[0] = n - sizes[1] - sizes[2]
+    seed = int(rng.integers(0, 2**31 - 1))
+    ours = split_indices(n, y, sizes, seed, "x")
+    rest, theirs = np.arange(n), []
+    for size in sizes[1:][::-1]:
+        rest, taken = train_test_split(rest, test_size=size, random_state=seed,
+                                       stratify=None if y is None else y[rest])
+        theirs.append(taken)
+    for a, b in zip(ours, [rest, *theirs[::-1]], strict=True):
+        assert np.array_equal(a, b)

@@ -50,19 +50,64 @@ def class_indices(classes, names: Sequence[str], dataset: str, error=DataError) 
 
 
 def split_indices(n: int, y, sizes: list[int], seed: int, name: str) -> list[np.ndarray]:
-    """Indices per part with exact integer sizes (sklearn stratifies); the rest is part 0."""
-    from sklearn.model_selection import train_test_split  # ~1 s to import: only when splitting
-
+    """Indices per part with exact integer sizes, stratified by ``y`` when given; the rest is
+    part 0. The same indices as scikit-learn's ``train_test_split`` (see :func:`_take`)."""
     rest, out = np.arange(n), []
     try:
         for size in sizes[1:][::-1]:  # peel off test, then val; the rest is train
-            strat = None if y is None else y[rest]
-            rest, taken = train_test_split(rest, test_size=size, random_state=seed, stratify=strat)
+            rest, taken = _take(rest, size, seed, None if y is None else y[rest])
             out.append(taken)
     except ValueError as err:
         raise DataError(f"Cannot split {name} ({n:,} images) into parts of {sizes} keeping class "
                         f"proportions ({err}); use more images or fewer, larger parts.") from None
     return [rest, *out[::-1]]  # shuffled order: the first test images mix the classes
+
+
+def _take(items: np.ndarray, n_test: int, seed: int, y=None) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, taken): ``n_test`` of ``items`` taken at random, keeping the class proportions of
+    ``y`` when given. Exactly scikit-learn 1.x's ``train_test_split(items, test_size=n_test,
+    random_state=seed, stratify=y)`` (ShuffleSplit / StratifiedShuffleSplit, BSD-3-Clause), so
+    splits made before stay the same; written out because importing sklearn.model_selection
+    costs 1-2 s of every run's start, against milliseconds of arithmetic here."""
+    n = len(items)
+    if not 0 < n_test < n:
+        raise ValueError(f"test_size={n_test} should be between 1 and {n - 1}")
+    rng = np.random.RandomState(seed)
+    if y is None:
+        perm = rng.permutation(n)
+        return items[perm[n_test:]], items[perm[:n_test]]
+    classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError("the least populated class has only 1 member, too few to split")
+    if min(n - n_test, n_test) < len(classes):
+        raise ValueError(f"each part needs at least one image of each of the {len(classes)} classes")
+    by_class = np.split(np.argsort(y_idx.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+    n_i = _approximate_mode(counts, n - n_test, rng)
+    t_i = _approximate_mode(counts - n_i, n_test, rng)
+    kept, taken = [], []
+    for i in range(len(classes)):
+        members = by_class[i].take(rng.permutation(counts[i]), mode="clip")
+        kept.extend(members[: n_i[i]])
+        taken.extend(members[n_i[i]: n_i[i] + t_i[i]])
+    return items[rng.permutation(kept)], items[rng.permutation(taken)]
+
+
+def _approximate_mode(counts: np.ndarray, n_draws: int, rng) -> np.ndarray:
+    """Draws per class in proportion to ``counts``, floored, the remainder going to the largest
+    fractional parts with ties broken by ``rng`` (sklearn.utils.extmath._approximate_mode)."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add = min(len(inds), need)
+            floored[rng.choice(inds, size=add, replace=False)] += 1
+            need -= add
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def split_sizes(n: int, fractions: Sequence[float], name: str) -> list[int]:

@@ -170,8 +170,10 @@ def _stacks(specs: list, splits: dict) -> bool:
     if all(s.train.vectorize == "on" for s in specs):
         return True
     from ..models import create_model
-    from ..stacked import stacking_speedup
+    from ..stacked import stacking_speedup, timing_pays
 
+    if not timing_pays([s.train for s in specs], len(splits["train"])):
+        return False
     shape = tuple(splits["train"].x.shape[1:])
     speedup = stacking_speedup(lambda i: create_model(specs[i].model, shape, seed=specs[i].seed, **specs[i].params),
                                splits["train"].x, [s.train for s in specs])

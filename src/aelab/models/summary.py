@@ -137,23 +137,22 @@ def _regularisers(model: nn.Module) -> list[str]:
     return lines
 
 
-def model_summary(model: nn.Module, name: str | None = None) -> str:
-    """A Keras-like table: every layer with its output shape and parameters, the output activation,
-    regularisers and constraints on the layer they act on, parameter counts and the loss."""
+def _torchinfo(model: nn.Module, shape: tuple) -> tuple[dict, int]:
+    """torchinfo's layer infos by module id, and the mult-adds per image (nothing for no shape)."""
+    if not shape:
+        return {}, 0
     import torchinfo
 
-    name = name or (getattr(model, "spec", None) or {}).get("model") or type(model).__name__
-    shape = tuple(getattr(model, "input_shape", ()))
-    infos = {}
-    macs = 0
-    if shape:
-        device = next(model.parameters()).device
-        stats = torchinfo.summary(model, input_size=(1, *shape), verbose=0, device=device,
-                                  depth=10, mode="eval")
-        infos = {id(i.module): i for i in stats.summary_list}
-        macs = stats.total_mult_adds
-    notes = _notes(model)
+    device = next(model.parameters()).device
+    stats = torchinfo.summary(model, input_size=(1, *shape), verbose=0, device=device,
+                              depth=10, mode="eval")
+    return {id(i.module): i for i in stats.summary_list}, stats.total_mult_adds
 
+
+def _layer_rows(model: nn.Module, infos: dict, shape: tuple) -> list[tuple[str, str, str]]:
+    """(layer, output shape, params) per leaf layer, a note row ('', '') under the layer it is
+    about, and the output activation that ``forward`` applies outside the modules."""
+    notes = _notes(model)
     rows: list[tuple[str, str, str]] = []
     for lname, m in _leaves(model):
         info = infos.get(id(m))
@@ -165,17 +164,24 @@ def model_summary(model: nn.Module, name: str | None = None) -> str:
         else:
             out = "--"
         rows.append((f"{lname} ({type(m).__name__})", out, _count(n_params)))
-        for note in notes.get(lname, []):
-            rows.append(("  + " + note, "", ""))
+        rows += [("  + " + note, "", "") for note in notes.get(lname, [])]
     output = getattr(model, "output", None)
     if output is not None:
         act = "Sigmoid" if output == "sigmoid" else "linear (none)"
         rows.append((f"output activation: {act}", "(None, " + ", ".join(map(str, shape)) + ")", "0"))
+    return rows
 
+
+def model_summary(model: nn.Module, name: str | None = None) -> str:
+    """A Keras-like table: every layer with its output shape and parameters, the output activation,
+    regularisers and constraints on the layer they act on, parameter counts and the loss."""
+    name = name or (getattr(model, "spec", None) or {}).get("model") or type(model).__name__
+    shape = tuple(getattr(model, "input_shape", ()))
+    infos, macs = _torchinfo(model, shape)
+    rows = _layer_rows(model, infos, shape)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    c1 = max(30, *(len(r[0]) for r in rows if r[1]))
-    c1 = min(c1, WIDTH - 34)
+    c1 = min(max(30, *(len(r[0]) for r in rows if r[1])), WIDTH - 34)
     lines = [f'Model: "{name}" ({type(model).__name__}), input {_shape([1, *shape])}',
              "=" * WIDTH, f"{'Layer (type)':<{c1}}  {'Output shape':<20}  {'Param #':>10}", "=" * WIDTH]
     for text, out, params in rows:
@@ -193,7 +199,7 @@ def model_summary(model: nn.Module, name: str | None = None) -> str:
     loss = getattr(model, "loss_name", None)
     if loss:
         how = (" from the logits of the sigmoid output (numerically stable)"
-               if loss == "bce" and output == "sigmoid" else "")
+               if loss == "bce" and getattr(model, "output", None) == "sigmoid" else "")
         lines.append(f"Loss: {loss_label(loss)}{how}.")
     for line in _regularisers(model):
         lines += _wrap(line, WIDTH, indent="  ")
@@ -207,36 +213,58 @@ def _wrap(text: str, width: int, indent: str) -> list[str]:
     return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
-def training_line(cfg, loss: object = None) -> str:
-    """How a run is trained, in one line: optimizer, learning rate, loss, batch, epochs, early
-    stopping and input noise. ``cfg`` is a ``train.TrainConfig``; ``loss`` a model (its
-    ``loss_name``) or a loss name such as "bce" (left out when None)."""
+def _training_parts(cfg, loss: object) -> list[tuple[str, str, str]]:
+    """One run's training setup as (prefix, value, suffix) clauses, so that the clauses of several
+    runs can be merged on the value ("batch 32 or 256")."""
     from ..optim import OPTIMIZERS
 
     opt = getattr(cfg, "optimizer", "nadam")
-    parts = [OPTIMIZER_NAMES.get(opt, opt)]
+    parts = [("", OPTIMIZER_NAMES.get(opt, opt), "")]
     lr = getattr(cfg, "learning_rate", None)
-    if lr is None and opt in OPTIMIZERS:
-        parts.append(f"learning rate {number(OPTIMIZERS[opt][2])} (the optimizer's default)")
-    elif lr is not None:
-        parts.append(f"learning rate {number(lr)}")
+    if lr is None:
+        parts.append(("learning rate ", number(OPTIMIZERS[opt][2]), " (the optimizer's default)"))
+    else:
+        parts.append(("learning rate ", number(lr), ""))
     loss_name = getattr(loss, "loss_name", loss)
     if isinstance(loss_name, str):
-        parts.append(f"loss {loss_label(loss_name)}")
-    parts.append(f"batch {getattr(cfg, 'batch_size', '?')}")
+        parts.append(("loss ", loss_label(loss_name), ""))
+    parts.append(("batch ", str(getattr(cfg, "batch_size", "?")), ""))
     es = getattr(cfg, "early_stopping", None)
-    epochs = getattr(cfg, "epochs", "?")
-    parts.append(f"up to {epochs} epochs" if es is not None else f"{epochs} epochs")
+    parts.append(("up to " if es is not None else "", str(getattr(cfg, "epochs", "?")), " epochs"))
     if es is not None:
         restore = ", restore best weights" if getattr(es, "restore_best", False) else ""
-        parts.append(f"early stopping on {es.monitor} (patience {es.patience}, "
-                     f"min_delta {number(es.min_delta)}{restore})")
+        parts.append(("", f"early stopping on {es.monitor} (patience {es.patience}, "
+                          f"min_delta {number(es.min_delta)}{restore})", ""))
     else:
-        parts.append("no early stopping")
+        parts.append(("", "no early stopping", ""))
     noise = getattr(cfg, "input_noise", 0.0) or 0.0
-    if noise > 0:
-        parts.append(f"inputs + {number(noise)}·N(0, 1) noise, clipped to [0, 1]")
-    return "Training: " + ", ".join(parts)
+    parts.append(("inputs + ", number(noise), "·N(0, 1) noise, clipped to [0, 1]") if noise > 0
+                 else ("", "no input noise", ""))
+    return parts
+
+
+def _merge(clauses: list[tuple[str, str, str]]) -> str:
+    """The same clause of several runs: 'batch 32 or 256' where only the value differs, else the
+    whole clauses joined with 'or'; one clause when all runs agree."""
+    distinct = list(dict.fromkeys(clauses))
+    if len(distinct) == 1:
+        return "".join(distinct[0])
+    if len({(p, s) for p, _, s in distinct}) == 1:
+        p, _, s = distinct[0]
+        values = [v for _, v, _ in distinct]
+        return f"{p}{', '.join(values[:-1])} or {values[-1]}{s} (by run)"
+    return " or ".join("".join(c) for c in distinct) + " (by run)"
+
+
+def training_line(cfg, loss: object = None) -> str:
+    """How a model's runs are trained, in one line: optimizer, learning rate, loss, batch, epochs,
+    early stopping and input noise. ``cfg`` is a ``train.TrainConfig`` or a list of them (the runs
+    of one model: a swept value reads "batch 32 or 256 (by run)"); ``loss`` a model (its
+    ``loss_name``) or a loss name such as "bce" (left out when None)."""
+    cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
+    runs = [_training_parts(c, loss) for c in cfgs]
+    clauses = [_merge(list(same)) for same in zip(*runs)]
+    return "Training: " + ", ".join(c for c in clauses if c != "no input noise")
 
 
 __all__ = ["model_summary", "training_line", "loss_label", "number", "LOSS_NAMES"]

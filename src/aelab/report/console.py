@@ -117,32 +117,36 @@ class FittedTable:
         return sum(w + 3 for w in widths) + 1
 
     def _transposed(self, width: int) -> list[Table]:
+        """One row per column, one column per run; runs of several folders ("folder/run") get a
+        table per folder, titled by it, so that a column is headed by the short run name."""
         keys = self.headers[1:]
         label_w = max((cell_len(k) for k in keys), default=6)
         runs = []
         for row in self.rows:
+            folder, _, name = str(row[0]).rpartition("/")
             cells = row[1:]
             numbers = [cell_len(c) for c in cells if NUMBER.match(c)]
             texts = [min(cell_len(c), 16) for c in cells if not NUMBER.match(c)]
-            w = max([4, min(cell_len(row[0]), 12), *numbers, *texts])
-            runs.append((wrap_name(row[0], w), cells, w))
+            w = max([4, min(cell_len(name), 16), *numbers, *texts])
+            runs.append((folder, wrap_name(name, w), cells, w))
         chunks: list[list] = [[]]
         used = label_w + 4  # the label column with its padding and borders
         for run in runs:
-            if chunks[-1] and used + run[2] + 3 > width:
+            if chunks[-1] and (used + run[3] + 3 > width or run[0] != chunks[-1][-1][0]):
                 chunks.append([])
                 used = label_w + 4
             chunks[-1].append(run)
-            used += run[2] + 3
+            used += run[3] + 3
         tables = []
         for k, chunk in enumerate(chunks):
-            title = self.title if len(chunks) == 1 else f"{self.title} ({k + 1} of {len(chunks)})"
+            title = self.title + (f": {chunk[0][0]}" if chunk[0][0] else "")
+            title += f" ({k + 1} of {len(chunks)})" if len(chunks) > 1 else ""
             table = Table(title=title, title_justify="left")
             table.add_column("", no_wrap=True, min_width=label_w)
-            for name, _, w in chunk:
+            for _, name, _, w in chunk:
                 table.add_column(Text(str(name)), justify="right", min_width=w, overflow="fold")
             for m, key in enumerate(keys):
-                table.add_row(Text(str(key)), *(Text(str(cells[m])) for _, cells, _ in chunk))
+                table.add_row(Text(str(key)), *(Text(str(cells[m])) for _, _, cells, _ in chunk))
             tables.append(table)
         return tables
 

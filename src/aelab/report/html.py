@@ -11,93 +11,14 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
-import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AelabError
 from ..runs.folder import LOG, REPORT, STUDY, atomic_write, figure_paths, read_metrics
-
-# Results columns shown first, in this order, when present; any other scalar key a run carries
-# (probe_accuracy, verdict, auroc, ...) follows in order of first appearance.
-COLUMNS = {
-    "name": "run", "model": "model", "status": "status", "epochs_run": "epochs",
-    "stopped_early": "stopped early", "best_epoch": "best epoch", "train_loss": "train loss",
-    "val_loss": "val loss", "test_loss": "test loss", "seconds": "time s",
-    "seconds_per_epoch": "s/epoch", "peak_rss_mb": "peak MB", "batch_size": "batch",
-    "optimizer": "optimizer", "learning_rate": "lr", "epochs_max": "max epochs", "loss_name": "loss",
-}
-FORMATS = {"seconds": ".1f", "seconds_per_epoch": ".3f", "peak_rss_mb": ".0f",
-           "train_loss": ".4f", "val_loss": ".4f", "test_loss": ".4f"}
-# Shown elsewhere (settings column, notes, loss curves) rather than as columns.
-NOT_COLUMNS = {"label", "params", "sweep", "history", "reason"}
-# Left out of the console comparison to fit a terminal; compare.html and compare.csv have them.
-CONSOLE_HIDDEN = {"model", "stopped early", "best epoch", "batch", "optimizer", "lr", "settings", "study",
-                  "max epochs", "loss"}
-
-
-def _scalar(v) -> bool:
-    return v is None or isinstance(v, (bool, int, float, str))
-
-
-def result_columns(entries: list[dict]) -> list[str]:
-    """The keys to tabulate: the known ones present, then every other scalar key."""
-    present: list[str] = []
-    for e in entries:
-        present += [k for k, v in e.items() if k not in present and k not in NOT_COLUMNS and _scalar(v)]
-    return [k for k in COLUMNS if k in present] + [k for k in present if k not in COLUMNS]
-
-
-def format_value(key: str, v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return format(v, FORMATS.get(key, ".4g"))
-    return str(v)
-
-
-def _settings(entry: dict) -> str:
-    """The model parameters and swept values that tell runs of one study apart."""
-    items = {**entry.get("params", {}), **entry.get("sweep", {})}
-    return ", ".join(f"{k}={v}" for k, v in items.items())
-
-
-def results_rows(entries: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows of formatted cells) for a results table of all entries."""
-    keys = result_columns(entries)
-    headers = [COLUMNS.get(k, k) for k in keys] + ["settings"]
-    rows = [[format_value(k, e.get(k)) for k in keys] + [_settings(e)] for e in entries]
-    return headers, rows
-
-
-def _results(entries: list[dict]) -> dict:
-    keys = result_columns(entries)
-    headers, rows = results_rows(entries)
-    numeric = [all(isinstance(e.get(k), (int, float)) or e.get(k) is None for e in entries)
-               and any(isinstance(e.get(k), (int, float)) and not isinstance(e.get(k), bool) for e in entries)
-               for k in keys] + [False]
-    # How a cell wraps on the page: numbers never; run names and settings anywhere (they are
-    # long and have no spaces); other text at spaces only, so "stopped_early" stays whole.
-    kinds = ["num" if n else "name" if h == "run" else "wrap" if h == "settings" else "text"
-             for n, h in zip(numeric, headers, strict=True)]
-    details = []
-    for e in entries:
-        nested = {k: v for k, v in e.items() if k not in NOT_COLUMNS and not _scalar(v)}
-        if nested:
-            details.append((e.get("name", "?"), json.dumps(nested, indent=2, default=str)))
-    return {
-        "columns": headers,
-        "rows": [{"failed": e.get("status") == "failed",
-                  "cells": [{"text": t, "kind": kind} for t, kind in zip(row, kinds, strict=True)]}
-                 for e, row in zip(entries, rows, strict=True)],
-        "notes": [(e.get("name", "?"), e["reason"]) for e in entries if e.get("reason")],
-        "details": details,
-    }
+from .summary import summary_blocks
+from .tables import CONSOLE_HIDDEN, result_columns, results_rows, results_tables
 
 
 def _distribution(dist: dict) -> dict | None:
@@ -118,7 +39,8 @@ def _distribution(dist: dict) -> dict | None:
 CAPTIONS = {
     "loss_curves": "Training (dashed) and validation (solid) loss per epoch, one panel per model; "
                    "a dot marks the best epoch and a cross where early stopping ended a run.",
-    "reconstructions": "Test images (top) and their reconstructions by {run} (bottom).",
+    "reconstructions": "Test images (top) and their reconstructions by {run} (bottom); pixel "
+                       "values shown clipped to [0, 1].",
     "denoising": "Noisy test inputs (top), {run}'s denoised outputs (middle) and the clean "
                  "targets (bottom).",
     "codes": "Test images (top) and their codes in {run} (bottom), each channel drawn as an image.",
@@ -208,13 +130,13 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
                  "image_shape": tuple(data.get("image_shape") or ())} if data else None,
         "distribution": _distribution(data.get("distribution") or {}),
         "model_summaries": list((metrics.get("model_summaries") or {}).items()),
-        "results": _results(metrics.get("runs") or []),
+        "results": results_tables(metrics.get("runs") or []),
         "aggregates": _aggregates(metrics.get("aggregates") or []),
         "figures": [f for f in _figures(run_dir, metrics.get("figures") or [], metrics.get("captions"))
                     if f["name"] not in {g["name"] for g in (metrics.get("search") or {}).get("figures", [])}],
         "search": _search(run_dir, metrics.get("search")),
         "quick": bool(metrics.get("quick")),
-        "summary": "\n".join(metrics.get("summary") or []),
+        "summary": summary_blocks(metrics.get("summary") or []),
         "environment": list(env.items()),
         "console_log": log.read_text() if log.is_file() else "",
     }
@@ -236,18 +158,15 @@ class Comparison:
     entries: list[dict]  # every run of every folder, named "<folder>/<run>" when folders differ
     headers: list[str]
     rows: list[list[str]]
-    out: Path  # the folder holding compare.html, loss_curves.png and compare.csv
+    out: Path | None  # the folder holding compare.html, loss_curves.png and compare.csv, if any
     aggregates: list = field(default_factory=list)  # configurations repeated over seeds
     differences: list = field(default_factory=list)  # of two such configurations' means
 
 
 def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> Comparison:
-    """Tabulate the runs of several run folders, overlay their loss curves and write them to ``out``.
-
-    ``out`` defaults to ``compare-<timestamp>/`` in the current folder.
-    """
-    from .plots import loss_curves
-
+    """Tabulate the runs of several run folders; with ``out``, also write compare.html, the
+    overlaid loss curves and compare.csv there. Without it nothing is written: comparing is
+    reading, and a folder appearing wherever one happens to stand (a git checkout) is litter."""
     dirs = [Path(d) for d in run_dirs]
     prefix = len(dirs) > 1
     entries = []
@@ -259,17 +178,30 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
                 e["name"] = f"{d.name}/{e.get('name', '?')}"
                 e["label"] = f"{d.name}/{e.get('label') or e.get('model') or '?'}"
             entries.append(e)
-    out = Path(out) if out is not None else Path(f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    headers, rows = results_rows(entries)
+    from ..aggregate import aggregates, differences
+
+    groups = aggregates(entries)
+    diffs = differences(entries, groups)
+    result = Comparison(entries, headers, rows, Path(out) if out is not None else None, groups, diffs)
+    if result.out is not None:
+        _write_comparison(result, [d.name for d in dirs])
+    return result
+
+
+def _write_comparison(result: Comparison, dirs: list[str]) -> None:
+    """compare.html, loss_curves.png and compare.csv in ``result.out`` (made if missing)."""
+    from .plots import loss_curves
+
+    out, entries = result.out, result.entries
     if os.path.lexists(out) and not out.is_dir():
         raise AelabError(f"--out {out} is a file, not a folder; pass a folder for the comparison.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AelabError(f"Cannot create {out} ({err.strerror or err}); pass another --out.") from None
-    headers, rows = results_rows(entries)
-
-    fig = loss_curves(entries, title="Learning curves: " + ", ".join(d.name for d in dirs))
-    figure_caption = (caption("loss_curves") if not prefix else
+    fig = loss_curves(entries, title="Learning curves: " + ", ".join(dirs))
+    figure_caption = (caption("loss_curves") if len(dirs) == 1 else
                       "Training (dashed) and validation (solid) loss per epoch, one panel per run "
                       "folder and model; a dot marks the best epoch and a cross where early "
                       "stopping ended a run.")
@@ -279,24 +211,17 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> C
 
     plt.close(fig)
     atomic_write(out / "loss_curves.png", buf.getvalue())
-
     keys = result_columns(entries)
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(keys)
     w.writerows([[e.get(k, "") for k in keys] for e in entries])
     atomic_write(out / "compare.csv", text.getvalue())
-
-    from ..aggregate import aggregates, differences
-
-    groups = aggregates(entries)
-    diffs = differences(entries, groups)
     page = _env().get_template("compare.html.j2").render(
-        dirs=[d.name for d in dirs], results=_results(entries), caption=figure_caption,
-        figure=base64.b64encode(buf.getvalue()).decode("ascii"), aggregates=_aggregates(groups),
-        differences=[difference_line(d) for d in diffs])
+        dirs=dirs, results=results_tables(entries), caption=figure_caption,
+        figure=base64.b64encode(buf.getvalue()).decode("ascii"), aggregates=_aggregates(result.aggregates),
+        differences=[difference_line(d) for d in result.differences])
     atomic_write(out / "compare.html", page)
-    return Comparison(entries, headers, rows, out, groups, diffs)
 
 
 def difference_line(d: dict) -> str:

@@ -67,11 +67,18 @@ class RunDisplay(Listener):
                 TextColumn,
                 TimeElapsedColumn,
             )
+            from rich.table import Column
 
+            # The bar, the count and the time keep their width whatever the terminal's: only the
+            # info column gives way (cut with an ellipsis), so a long line never hides a bar.
             self.progress = Progress(
-                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
-                TextColumn("{task.fields[info]}", markup=False), console=self.console, transient=False)
+                TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True)),
+                BarColumn(bar_width=30), MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                TextColumn("{task.fields[unit]}", table_column=Column(no_wrap=True)),
+                TimeElapsedColumn(table_column=Column(no_wrap=True)),
+                TextColumn("{task.fields[info]}", markup=False,
+                           table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+                console=self.console, transient=False, expand=True)
             self.progress.__enter__()
             self.study = self.progress.add_task(self.title, total=self.n_runs, info="", unit="runs")
         return self
@@ -105,15 +112,27 @@ class RunDisplay(Listener):
         self.end(record)
 
     def end(self, record, kept: bool = False) -> None:
-        """A run finished (``kept``: it finished in an earlier, interrupted session)."""
-        if self.progress is not None:
-            task = self.tasks.pop(record.name, None)
-            if task is None:
-                task = self.progress.add_task(record.name, total=max(record.epochs_max, 1), unit="epochs", info="")
-            # The bar shows the epochs actually run: a run stopped early at 14 reads 14/14.
-            self.progress.update(task, total=max(record.epochs_run, 1), completed=record.epochs_run,
-                                 info=("kept from before the interruption; " if kept else "") +
-                                 final_line(record).split(": ", 1)[1])
-            self.progress.update(self.study, advance=1)
-        else:
-            self._print(("(kept) " if kept else "") + final_line(record))
+        """A run finished (``kept``: it finished in an earlier, interrupted session): its final
+        line goes above the bars, its bar keeps a short verdict."""
+        line = ("(kept) " if kept else "") + final_line(record)
+        if self.progress is None:
+            self._print(line)
+            return
+        task = self.tasks.pop(record.name, None)
+        if task is None:
+            task = self.progress.add_task(record.name, total=max(record.epochs_max, 1), unit="epochs", info="")
+        # The bar shows the epochs actually run: a run stopped early at 14 reads 14/14.
+        self.progress.update(task, total=max(record.epochs_run, 1), completed=record.epochs_run,
+                             info=_verdict(record))
+        self.progress.update(self.study, advance=1)
+        self.progress.console.print(line, markup=False, highlight=False)
+
+
+def _verdict(record) -> str:
+    """A finished run's bar text: how it ended and its validation loss, short enough to leave
+    the other runs' bars their room."""
+    if record.status == "failed":
+        return "failed (see above)"
+    how = {"stopped_early": f"stopped early (best {record.best_epoch})"}.get(record.status,
+                                                                              record.status)
+    return f"{how}  val {_num(record.val_loss)}"

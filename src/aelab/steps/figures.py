@@ -11,12 +11,13 @@ from ._base import Count, Runs, eval_split, register_step
 
 
 @register_step("loss_curves")
-def step_loss_curves(ctx, log: Annotated[bool, Field(description="logarithmic loss axis")] = False):
+def step_loss_curves(ctx, runs: Runs = None,
+                     log: Annotated[bool, Field(description="logarithmic loss axis")] = False):
     """Training and validation loss per epoch, one panel per model, one colour per swept value."""
     # lazy: matplotlib only when the step runs, not when a study loads
     from ..report.plots import loss_curves
 
-    entries = [r.to_json() for r in ctx.records]
+    entries = [r.to_json() for r in ctx.selected(runs)]
     ctx.save_figure("loss_curves", loss_curves(entries, f"{ctx.study.name}: learning curves", log=log),
                     "Training (dashed) and validation (solid) loss per epoch, one panel per model; "
                     "a marker shows the best epoch and where early stopping ended a run.")
@@ -35,7 +36,7 @@ def step_reconstructions(ctx, runs: Runs = None, n: Annotated[Count, Field(descr
         fig = compare_reconstructions(model, test, n, title=f"{r.name}: test reconstructions{loss}")
         ctx.save_figure(f"reconstructions-{r.name}", fig,
                         f"The first {n} test images (top) and their reconstructions by {r.name} "
-                        f"(bottom){loss}.")
+                        f"(bottom){loss}; pixel values shown clipped to [0, 1].")
 
 
 @register_step("denoising")

@@ -134,11 +134,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
             panels.setdefault(str(key), []).append(e)
     panels = {k: _repeats_as_means(v) for k, v in panels.items()}
     if not panels:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "No run has a training history to plot.", ha="center", va="center")
-        literal(fig.suptitle(plain(title)))
-        return fig
+        return _nothing_to_plot(title)
 
     # One colour per swept value, in order of first appearance, the same in every panel; runs
     # without a sweep that share a panel are told apart by name.
@@ -156,6 +152,7 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 0.4, 3.3 * nrows + 1.2),
                              sharey=share, squeeze=False, layout="constrained")
     markers = {"best": False, "stopped": False, "diverged": False, "band": False}
+    everything = [e for prs in panels.values() for e in prs]
     for ax, (panel, prs) in zip(axes.flat, panels.items()):
         last_epoch, penalty = 1, False
         for e in prs:
@@ -163,11 +160,13 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
             last_epoch, penalty = max(last_epoch, last), penalty or has_penalty
         head = plain(fold(panel, 40)) + ("\n(loss includes the regulariser)" if penalty else "")
         literal(ax.set_title(head, fontsize=10))
-        ax.set_xlim(0.5, last_epoch + 0.5)
+        ax.set_xlim(0.5, last_epoch + 0.5)  # the longest run, not the epoch budget it never reached
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch")  # _zoom_past_first_epoch may add to it
         if log:
             ax.set_yscale("log")
+        else:
+            _zoom_past_first_epoch(ax, everything if share else prs)
         if not share or ax.get_subplotspec().is_first_col():
             literal(ax.set_ylabel(plain(names[panel])))
         ax.grid(alpha=0.3)
@@ -178,9 +177,36 @@ def loss_curves(entries: list[dict], title: str = "Learning curves", log: bool =
     return fig
 
 
+def _nothing_to_plot(title: str):
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "No run has a training history to plot.", ha="center", va="center")
+    literal(fig.suptitle(plain(title)))
+    return fig
+
+
+def _zoom_past_first_epoch(ax, runs: list[dict]) -> None:
+    """Y-limits from epoch 2 on when the first epoch's loss would flatten the rest: it starts
+    from random weights, often several times higher than anything after. Its points stay
+    drawn, above the axis, with a note of how high they reach in the axis label; ``log = true`` shows them all."""
+    later = _finite(v for e in runs for k in ("train_loss", "val_loss")
+                    for v in _series(e["history"][1:], k))
+    first = _finite(v for e in runs for k in ("train_loss", "val_loss")
+                    for v in _series(e["history"][:1], k))
+    if len(later) < 2 or not first:
+        return
+    lo, hi = min(later), max(later)
+    span = hi - lo or abs(hi) or 1.0
+    if max(first) - lo <= 3 * span:  # the first epoch is on the scale of the rest: nothing to do
+        return
+    ax.set_ylim(min(lo, min(first)) - 0.08 * span, hi + 0.15 * span)
+    # in the axis label: inside the panel it would cross the "stopped at epoch N" notes
+    ax.set_xlabel(f"epoch (epoch 1 above the axis: up to {max(first):.3g})")
+
+
 def _draw_run(ax, e: dict, c: str, markers: dict) -> tuple[int, bool]:
     """One run's curves (and seed band) in colour ``c``, its best epoch and how it ended; sets
-    the ``markers`` the legend must explain. Returns (last epoch to show, has a penalty term)."""
+    the ``markers`` the legend must explain. Returns (its last epoch, has a penalty term)."""
     hist = e["history"]
     epochs = [int(h["epoch"]) for h in hist]
     train, val = _series(hist, "train_loss"), _series(hist, "val_loss")
@@ -200,8 +226,7 @@ def _draw_run(ax, e: dict, c: str, markers: dict) -> tuple[int, bool]:
         ax.plot(best, curve[epochs.index(best)], "o", color=c, ms=7, mec="black", mew=0.6, zorder=3)
         markers["best"] = True
     _mark_end(ax, e, epochs, curve, c, markers)
-    return (max(epochs[-1], int(e.get("epochs_max") or 0)),
-            any(h.get("train_penalty") or 0 for h in hist))
+    return epochs[-1], any(h.get("train_penalty") or 0 for h in hist)
 
 
 def _mark_end(ax, e: dict, epochs: list[int], curve: list[float], c: str, markers: dict) -> None:
