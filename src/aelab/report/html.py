@@ -18,8 +18,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AelabError
-from ..runs.folder import LOG, REPORT, STUDY, atomic_write, figure_paths, read_metrics
+from ..errors import AelabError, FolderError
+from ..runs.folder import (
+    FIGURES,
+    LOG,
+    MAX_FIGURE,
+    MAX_TEXT,
+    REPORT,
+    STUDY,
+    atomic_write,
+    figure_paths,
+    read_inside,
+    read_metrics,
+)
 
 # Results columns shown first, in this order, when present; any other scalar key a run carries
 # (probe_accuracy, verdict, auroc, ...) follows in order of first appearance.
@@ -152,7 +163,15 @@ def caption(name: str, captions: dict | None = None) -> str:
 def _figures(run_dir: Path, names: list[str], captions: dict | None = None) -> list[dict]:
     """The study's figures in the order it made them, then any other PNG in figures/."""
     return [{"name": p.stem, "caption": caption(p.stem, captions),
-             "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in figure_paths(run_dir, names)]
+             "data": base64.b64encode(read_inside(run_dir, FIGURES, p.name, limit=MAX_FIGURE)).decode("ascii")}
+            for p in figure_paths(run_dir, names)]
+
+
+def _text(run_dir: Path, name: str) -> str:
+    """A text file of the run folder (read_inside: a regular file inside it), or "" if absent."""
+    if not os.path.lexists(run_dir / name):
+        return ""
+    return read_inside(run_dir, name, limit=MAX_TEXT).decode("utf-8", errors="replace")
 
 
 def _env():
@@ -174,30 +193,30 @@ def _aggregates(groups: list[dict]) -> dict | None:
 
 def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
     """The HTML page of a run folder; ``metrics`` defaults to its metrics.json."""
+    from ..aggregate import aggregates
+
     run_dir = Path(run_dir)
     if metrics is None:
         metrics = read_metrics(run_dir)
     data = metrics.get("dataset") or {}
     env = metrics.get("environment") or {}
-    settings = run_dir / STUDY
-    log = run_dir / LOG
     context = {
         "title": f"aelab report: {metrics.get('study', run_dir.name)}",
         "study_name": metrics.get("study", ""),
         "description": metrics.get("description", ""),
         "finished": env.get("finished", ""),
-        "settings": settings.read_text() if settings.is_file() else "",
+        "settings": _text(run_dir, STUDY),
         "data": {**data, "splits": list((data.get("splits") or {}).items()),
                  "image_shape": tuple(data.get("image_shape") or ())} if data else None,
         "distribution": _distribution(data.get("distribution") or {}),
         "model_summaries": list((metrics.get("model_summaries") or {}).items()),
         "results": _results(metrics.get("runs") or []),
-        "aggregates": _aggregates(metrics.get("aggregates") or []),
+        "aggregates": _aggregates(aggregates(metrics.get("runs") or [])),  # from the checked records
         "figures": _figures(run_dir, metrics.get("figures") or [], metrics.get("captions")),
         "quick": bool(metrics.get("quick")),
         "summary": "\n".join(metrics.get("summary") or []),
         "environment": list(env.items()),
-        "console_log": log.read_text() if log.is_file() else "",
+        "console_log": _text(run_dir, LOG),
     }
     return _env().get_template("template.html.j2").render(**context)
 
@@ -205,7 +224,11 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
 def write_report(run_dir: str | Path, metrics: dict | None = None) -> Path:
     """Write ``report.html`` into the run folder and return its path."""
     path = Path(run_dir) / REPORT
-    atomic_write(path, render_report(run_dir, metrics))
+    page = render_report(run_dir, metrics)
+    try:
+        atomic_write(path, page)
+    except OSError as err:
+        raise FolderError(f"Cannot write {path} ({err.strerror or err}); make the folder writable.") from None
     return path
 
 
