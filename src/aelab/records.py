@@ -148,16 +148,15 @@ def check_metrics(data, where) -> None:
 
 
 def _check_dataset(table: dict, where) -> None:
-    from .datasets.prepare import DataInfo
-
-    try:
-        info = DataInfo.from_json(table)
-        ok = (all(isinstance(n, int) for n in info.splits.values())
-              and all(isinstance(r[0], str) and _typed(r[1], int) and _typed(r[2], _NUM) and len(r) == 3
-                      for rows in info.distribution.values() for r in rows)
-              and len({len(rows) for rows in info.distribution.values()}) <= 1)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        ok = False
+    """The dataset table as the reports read it (datasets.DataInfo.to_json writes it)."""
+    dist, splits = table.get("distribution") or {}, table.get("splits") or {}
+    rows = list(dist.values()) if isinstance(dist, dict) else None
+    ok = (isinstance(splits, dict) and all(_typed(n, int) for n in splits.values())
+          and isinstance(table.get("image_shape", []), list) and isinstance(table.get("class_names", []), list)
+          and all(_typed(n, int) for n in table.get("image_shape") or [])
+          and rows is not None and len({len(r) if isinstance(r, list) else -1 for r in rows}) <= 1
+          and all(isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and _typed(r[1], int)
+                  and _typed(r[2], _NUM) for subset in rows for r in subset))
     if not ok:
         raise _damaged(where, "its dataset table is not as aelab writes it")
 
