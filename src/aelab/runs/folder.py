@@ -57,7 +57,9 @@ def figure_paths(folder: str | Path, names: list[str] = ()) -> list[Path]:
     """The figures of a run folder: those in ``names`` first, in that order, then any other.
     A name that is not a plain file name (``../x``, ``/etc/x``) names no figure of the folder."""
     figures = Path(folder) / FIGURES
-    if figures.is_symlink() or not figures.is_dir():
+    if figures.is_symlink():
+        raise refused(figures, "is a symbolic link")
+    if not figures.is_dir():
         return []
     plain = [n for n in names if isinstance(n, str) and n and "/" not in n and os.sep not in n
              and not n.startswith(".")]
