@@ -40,8 +40,8 @@ class Models(Mapping):
     """Run name -> trained model (eval mode), read from ``checkpoints/`` on first access and
     kept; a run that trained no epoch has no checkpoint and no entry."""
 
-    def __init__(self, folder: Path, names: list[str]):
-        self._folder, self._names, self._loaded = folder, names, {}
+    def __init__(self, folder: Path, names: list[str], diverged: set[str] = frozenset()):
+        self._folder, self._names, self._loaded, self._diverged = folder, names, {}, diverged
 
     def __getitem__(self, name: str):
         if name not in self._names:
@@ -50,7 +50,8 @@ class Models(Mapping):
         if name not in self._loaded:
             from .runs.checkpoints import load_checkpoint
 
-            self._loaded[name] = load_checkpoint(inside(self._folder, CHECKPOINTS, name + TENSORS, limit=MAX_TENSORS))
+            path = inside(self._folder, CHECKPOINTS, name + TENSORS, limit=MAX_TENSORS)
+            self._loaded[name] = load_checkpoint(path, nonfinite=name in self._diverged)
         return self._loaded[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -79,7 +80,7 @@ class Run:
         self.records = [RunRecord.from_json(entries[n]) for n in planned if n in entries]
         self.baselines = [e for n, e in entries.items() if n not in planned]
         trained = [n for n in planned if os.path.lexists(checkpoint_path(path, n))]
-        self.models = Models(path, trained)
+        self.models = Models(path, trained, {r.name for r in self.records if r.status == "diverged"})
         self._splits = None
         self.data_info: DataInfo | None = None  # datasets.prepare's info, once the splits are loaded
 

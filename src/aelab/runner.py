@@ -247,8 +247,8 @@ class _Session:
 
         console = self.console
         records = journal.ordered()
-        models = {r.name: load_checkpoint(folder.checkpoint(r.name)) for r in records
-                  if folder.has_checkpoint(r.name)}
+        models = {r.name: load_checkpoint(folder.checkpoint(r.name), nonfinite=r.status == "diverged")
+                  for r in records if folder.has_checkpoint(r.name)}
         ctx, failures = self._steps(folder, records, models)
         groups = aggregates(records)
         print_results(console, records, ctx.summary, groups)
