@@ -246,3 +246,21 @@ def test_a_resume_state_that_does_not_fit_restarts_its_run(copy, change):
     assert "Run a starts again from scratch" in result.stdout
     run = json.loads((copy / "metrics.json").read_text())["runs"][0]
     assert run["status"] == "completed" and run["epochs_run"] == 2 and len(run["history"]) == 2
+
+
+# ---------------------------------------------------------------- the in-suite fuzzer
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rnd=st.randoms(use_true_random=False))
+def test_mutated_run_folders_are_refused_in_one_sentence_and_read_nothing_outside(finished, tmp_path_factory, rnd):
+    """A real finished folder, mutated (tests/hostile_folders.py), given to report, compare,
+    load_run or --resume: exit 0 or one sentence, nothing written outside, no secret in a page,
+    no traceback, done within the time bound."""
+    from tests.hostile_folders import attack
+
+    cls, what = attack(finished, tmp_path_factory.mktemp("attack"), rnd, seconds=120)
+    assert cls in ("ok", "error"), (cls, what)
