@@ -18,6 +18,7 @@ import argparse
 import collections
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,10 +137,39 @@ def _report(title: str, counts: collections.Counter) -> None:
           f"; clean {100 * clean / max(total, 1):.1f}%")
 
 
+def folder_campaign(n: int, seed: int, verbose: bool) -> collections.Counter:
+    """Mutated copies of one finished run folder given to report, compare, load_run or --resume
+    (tests/hostile_folders.py): each must be ok or one sentence, read and write nothing outside."""
+    from tests.hostile_folders import attack
+    from tests.test_hostile_folders import TINY
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+
+    counts: collections.Counter = collections.Counter()
+    rnd = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "tiny.toml").write_text(TINY)
+        finished = Path(tmp) / "finished"
+        result = CliRunner().invoke(app, ["run", str(Path(tmp) / "tiny.toml"), "--out", str(finished), "--quiet"])
+        assert result.exit_code == 0, result.stderr
+        for i in range(n):
+            work = Path(tmp) / f"a{i}"
+            work.mkdir()
+            cls, what = attack(finished, work, rnd, seconds=60)
+            counts[cls] += 1
+            if cls not in ("ok", "error") or verbose:
+                print(f"[{i}] {cls}: {what}")
+            shutil.rmtree(work, ignore_errors=True)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="study files through load_study")
     ap.add_argument("--cli", type=int, default=0, help="study files through `aelab show` and `aelab run`")
+    ap.add_argument("--folders", type=int, default=0, help="mutated run folders through report, compare, "
+                    "load_run and --resume")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--benign", action="store_true", help="at the CLI, only changes a careful user "
                     "makes: most such studies load, and each must then run to the end")
@@ -157,6 +187,11 @@ def main() -> None:
         _report("CLI" + (" (benign)" if args.benign else ""),
                 cli_campaign(args.cli, args.seed, args.verbose, args.benign))
         print(f"  ({time.perf_counter() - t:.0f} s)")
+    if args.folders:
+        t = time.perf_counter()
+        counts = folder_campaign(args.folders, args.seed, args.verbose)
+        print(f"run folders: {sum(counts.values())}; " + ", ".join(f"{k} {counts[k]}" for k in
+              ("ok", "error", "unclean", "crash", "outside", "leak", "hang")) + f" ({time.perf_counter() - t:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ of a model). A study that loads trains to the end without a configuration error.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic import Field
 
 from .datasets import check_dataset_name, class_indices, registered
 from .errors import AelabError, ConfigError
+from .limits import Limits
 from .params import key_text, listing, slug, validate
 from .params import short as _short
 from .registry import DATASETS
@@ -156,29 +156,6 @@ class Study:
     source: str = ""
     quick: bool = False
     search: object = None  # aelab.search.SearchPlan for a study with [search]: trials are asked as it runs
-
-
-@dataclass
-class Limits:
-    """Budgets checked at load time; the defaults can be raised by environment variables."""
-
-    max_runs: int = 1000  # AELAB_MAX_RUNS
-    max_memory: int = 0  # bytes a model may need in training; 0: 80% of this machine's memory
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        lim = cls()
-        try:
-            lim.max_runs = int(os.environ.get("AELAB_MAX_RUNS", lim.max_runs))
-            if os.environ.get("AELAB_MAX_MEMORY_GB"):
-                lim.max_memory = int(float(os.environ["AELAB_MAX_MEMORY_GB"]) * 2**30)
-        except ValueError:
-            raise ConfigError("AELAB_MAX_RUNS must be an integer and AELAB_MAX_MEMORY_GB a number.") from None
-        if not lim.max_memory:
-            import psutil
-
-            lim.max_memory = int(0.8 * psutil.virtual_memory().total)
-        return lim
 
 
 # ---------------------------------------------------------------- reading

@@ -11,3 +11,7 @@ class ConfigError(AelabError):
 
 class DataError(AelabError):
     """Missing, corrupt or unusable data."""
+
+
+class FolderError(AelabError):
+    """A run folder cannot be created, written or trusted."""

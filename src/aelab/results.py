@@ -11,13 +11,24 @@ and writes nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AelabError
 from .records import RunRecord
-from .runs.folder import STUDY, checkpoint_path, read_metrics, read_resume
+from .runs.folder import (
+    CHECKPOINTS,
+    MAX_TENSORS,
+    MAX_TEXT,
+    STUDY,
+    TENSORS,
+    checkpoint_path,
+    inside,
+    read_metrics,
+    read_resume,
+)
 
 if TYPE_CHECKING:  # for annotations only: aelab.datasets imports torch
     from .datasets import DataInfo
@@ -29,8 +40,8 @@ class Models(Mapping):
     """Run name -> trained model (eval mode), read from ``checkpoints/`` on first access and
     kept; a run that trained no epoch has no checkpoint and no entry."""
 
-    def __init__(self, folder: Path, names: list[str]):
-        self._folder, self._names, self._loaded = folder, names, {}
+    def __init__(self, folder: Path, names: list[str], diverged: set[str] = frozenset()):
+        self._folder, self._names, self._loaded, self._diverged = folder, names, {}, diverged
 
     def __getitem__(self, name: str):
         if name not in self._names:
@@ -39,7 +50,8 @@ class Models(Mapping):
         if name not in self._loaded:
             from .runs.checkpoints import load_checkpoint
 
-            self._loaded[name] = load_checkpoint(checkpoint_path(self._folder, name))
+            path = inside(self._folder, CHECKPOINTS, name + TENSORS, limit=MAX_TENSORS)
+            self._loaded[name] = load_checkpoint(path, nonfinite=name in self._diverged)
         return self._loaded[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -67,8 +79,8 @@ class Run:
         # Records of the planned runs, in study order; step baselines (raw-pixels) kept apart.
         self.records = [RunRecord.from_json(entries[n]) for n in planned if n in entries]
         self.baselines = [e for n, e in entries.items() if n not in planned]
-        trained = [n for n in planned if checkpoint_path(path, n).is_file()]
-        self.models = Models(path, trained)
+        trained = [n for n in planned if os.path.lexists(checkpoint_path(path, n))]
+        self.models = Models(path, trained, {r.name for r in self.records if r.status == "diverged"})
         self._splits = None
         self.data_info: DataInfo | None = None  # datasets.prepare's info, once the splits are loaded
 
@@ -132,10 +144,10 @@ def open_run(folder: str | Path, data_dir=None) -> Run:
     if not path.is_dir():
         raise AelabError(f"{path} is not a folder; give a run folder (runs/<study>-<time>).")
     metrics = read_metrics(path)
-    if not (path / STUDY).is_file():
+    if not os.path.lexists(path / STUDY):
         raise AelabError(f"{path} has no {STUDY}, so its study (and data split) is unknown.")
     resume = read_resume(path)
-    study = build_study(parse_toml(path / STUDY), resume.get("source") or str(path / STUDY),
+    study = build_study(parse_toml(inside(path, STUDY, limit=MAX_TEXT)), resume.get("source") or str(path / STUDY),
                         quick=bool(metrics.get("quick")))
     return Run(path, metrics, study, data_dir or resume.get("data_dir"))
 

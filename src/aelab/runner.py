@@ -112,16 +112,13 @@ def resume_study(path: str | Path, *, data_dir=None, console=None, quiet: bool =
         state = folder.resume_state
         study = build_study(parse_toml(folder.study_file), state.get("source", ""),
                             quick=bool(state.get("quick")))
-        finished = {}
-        for entry in read_metrics(folder.path).get("runs", []) if folder.has_metrics else []:
-            rec = RunRecord.from_json(entry)
-            if rec.finished and (study.search is not None or any(s.name == rec.name for s in study.runs)):
-                finished[rec.name] = rec
+        finished, notes = _kept_runs(folder, study)
         runner = create_executor(executor, jobs, threads, ray_address,
                                  [s for s in _planned(study) if s.name not in finished])
         session = _Session(study, console or _console(quiet), quiet, data_dir or state.get("data_dir"),
                            track, track_uri, listeners)
         session.prepare()
+        session.note(notes)
         return session.execute(folder, finished, runner)
     except BaseException as err:
         err.run_folder = folder.path
@@ -136,6 +133,27 @@ def _planned(study) -> list:
     if study.search is None:
         return study.runs
     return study.search.ends()[1:] * (study.search.config.trials + len(study.search.config.confirm_seeds))
+
+
+def _kept_runs(folder, study) -> tuple[dict, list[str]]:
+    """The finished runs an interrupted folder keeps, and a sentence for each one trained again:
+    its record must match its planned run (a search's trials: be whole) and, if it trained and
+    was not pruned, its checkpoint be there (the folder is not trusted: a metrics.json claiming
+    every run finished keeps none without)."""
+    specs, kept, notes = {s.name: s for s in study.runs}, {}, []
+    for entry in read_metrics(folder.path).get("runs", []) if folder.has_metrics else []:
+        rec = RunRecord.from_json(entry)
+        spec = specs.get(rec.name)
+        if not rec.finished or (spec is None and study.search is None):
+            continue
+        if ((spec is not None and (rec.model != spec.model or rec.epochs_max != spec.train.epochs))
+                or rec.epochs_run > rec.epochs_max or len(rec.history) != rec.epochs_run):
+            notes.append(f"Run {rec.name} trains again: its record in metrics.json does not match the study.")
+        elif rec.epochs_run > 0 and rec.status != "pruned" and not folder.has_checkpoint(rec.name):
+            notes.append(f"Run {rec.name} trains again: its checkpoint is missing.")
+        else:
+            kept[rec.name] = rec
+    return kept, notes
 
 
 class _Session:
@@ -188,6 +206,23 @@ class _Session:
             console.print(text, markup=False, highlight=False)
         self.header = console.export_text(clear=True)
 
+    def note(self, lines: list[str]) -> None:
+        """Sentences on what a resume does differently (a run trained again), in console.log too."""
+        for line in lines:
+            self.console.print(line, style="yellow", markup=False, highlight=False)
+        self.header += self.console.export_text(clear=True)
+
+    def _state(self, folder, spec) -> bytes | None:
+        """A run's saved resume state if it can continue the run, else None with a sentence."""
+        from .runs.states import check_resume, load_resume
+
+        data = folder.read_state(spec.name)
+        why = data and check_resume(load_resume(data), spec, self.input_shape)
+        if why:
+            self.note([f"Run {spec.name} starts again from scratch: {why}."])
+            return None
+        return data
+
     # -------------------------------------------------------------- running
 
     def execute(self, folder, finished: dict, executor) -> Path:
@@ -202,7 +237,7 @@ class _Session:
         trackers = open_trackers(self.track, self.track_uri, study, self.info, folder, console)
         listeners = Listeners([journal, display, *trackers, *self.user])
         pending = [spec for spec in study.runs if spec.name not in finished]
-        tasks = [Task(tuple(g), tuple(folder.read_state(s.name) for s in g)) for g in stack_groups(pending)]
+        tasks = [Task(tuple(g), tuple(self._state(folder, s) for s in g)) for g in stack_groups(pending)]
         journal.write()
         try:
             with display:
@@ -228,8 +263,8 @@ class _Session:
 
         console = self.console
         records = journal.ordered()
-        models = {r.name: load_checkpoint(folder.checkpoint(r.name)) for r in records
-                  if folder.checkpoint(r.name).is_file()}
+        models = {r.name: load_checkpoint(folder.checkpoint(r.name), nonfinite=r.status == "diverged")
+                  for r in records if folder.has_checkpoint(r.name)}
         ctx, failures = self._steps(folder, records, models)
         groups = aggregates(records)
         search = self._search(folder, records, ctx)

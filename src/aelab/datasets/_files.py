@@ -53,11 +53,15 @@ def check_size(nbytes: int, path, what: str) -> None:
                         "AELAB_MAX_DATA_BYTES says otherwise); use a smaller file or raise that limit.")
 
 
-def sha256_file(path: Path, gunzip: bool = False) -> str:
-    """SHA-256 of a file's bytes, or with ``gunzip`` of its decompressed content, in chunks."""
-    digest = hashlib.sha256()
+def sha256_file(path: Path, gunzip: bool = False, limit: int | None = None) -> str:
+    """SHA-256 of a file's bytes, or with ``gunzip`` of its decompressed content, in chunks;
+    "" once more than ``limit`` bytes came out (a gzip bomb is not the file looked for)."""
+    digest, total = hashlib.sha256(), 0
     with gzip.open(path, "rb") if gunzip else open(path, "rb") as f:
         while chunk := f.read(1 << 20):
+            total += len(chunk)
+            if limit is not None and total > limit:
+                return ""
             digest.update(chunk)
     return digest.hexdigest()
 

@@ -211,6 +211,8 @@ def read_idx(path: str | Path) -> np.ndarray:
             if len(raw_dims) < 4 * ndim:
                 raise DataError(f"Data file {path} is truncated inside its header; {REFETCH}.")
             dims = [int.from_bytes(raw_dims[4 * i : 4 * i + 4], "big") for i in range(ndim)]
+            if 0 in dims:
+                raise DataError(f"Data file {path} has a shape {tuple(dims)} with a zero size; {REFETCH}.")
             count, itemsize = math.prod(dims), np.dtype(dtype).itemsize
             expected = 4 + 4 * ndim + count * itemsize
             if gz and isize != expected % (1 << 32):

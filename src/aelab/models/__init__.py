@@ -103,6 +103,14 @@ def inspect_model(name: str, params: dict, input_shape: tuple[int, ...], batch_s
     weights = 4 * 6 * n
     if max_bytes is not None and weights > max_bytes:
         return ModelSize(n, 0, weights, shapes)
+    if max_bytes:  # the activations too, still on the meta device: a refused model allocates nothing
+        meta_model.spec = {"model": name, "params": full, "input_shape": list(input_shape)}
+        try:
+            activations = check_shapes(meta_model) * batch_size // 2
+        except (ConfigError, NotImplementedError):  # an op without a meta kernel: the real copy tells
+            activations = 0
+        if weights + 4 * 2 * activations > max_bytes:
+            return ModelSize(n, activations, weights + 4 * 2 * activations, shapes)
     with torch.random.fork_rng(devices=[]):
         model = factory(tuple(input_shape), **full)
     model.spec = {"model": name, "params": full, "input_shape": list(input_shape)}

@@ -15,10 +15,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AelabError
-from ..runs.folder import LOG, REPORT, STUDY, atomic_write, figure_paths, read_metrics
+from ..errors import AelabError, FolderError
+from ..runs.folder import (
+    FIGURES,
+    LOG,
+    MAX_FIGURE,
+    MAX_TEXT,
+    REPORT,
+    STUDY,
+    atomic_write,
+    figure_paths,
+    read_inside,
+    read_metrics,
+)
 from .summary import summary_blocks
-from .tables import CONSOLE_HIDDEN, result_columns, results_rows, results_tables
+from .tables import CONSOLE_HIDDEN, format_value, result_columns, results_rows, results_tables
 
 
 def _distribution(dist: dict) -> dict | None:
@@ -74,7 +85,15 @@ def caption(name: str, captions: dict | None = None) -> str:
 def _figures(run_dir: Path, names: list[str], captions: dict | None = None) -> list[dict]:
     """The study's figures in the order it made them, then any other PNG in figures/."""
     return [{"name": p.stem, "caption": caption(p.stem, captions),
-             "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in figure_paths(run_dir, names)]
+             "data": base64.b64encode(read_inside(run_dir, FIGURES, p.name, limit=MAX_FIGURE)).decode("ascii")}
+            for p in figure_paths(run_dir, names)]
+
+
+def _text(run_dir: Path, name: str) -> str:
+    """A text file of the run folder (read_inside: a regular file inside it), or "" if absent."""
+    if not os.path.lexists(run_dir / name):
+        return ""
+    return read_inside(run_dir, name, limit=MAX_TEXT).decode("utf-8", errors="replace")
 
 
 def _env():
@@ -94,51 +113,57 @@ def _aggregates(groups: list[dict]) -> dict | None:
     return {"columns": table.headers, "rows": table.rows}
 
 
-def _search(run_dir: Path, search: dict | None) -> dict | None:
+def _search(run_dir: Path, search) -> dict | None:
     """A search's section (metrics["search"], see aelab.search.engine.summary): the best trial
-    in words, the table of trials, its figures and the confirmation runs' statistics."""
-    if not search:
+    in words, the table of trials, its figures and the confirmation runs' statistics. The folder
+    is not trusted: entries of the wrong type are left out, figures read as every figure is."""
+    if not isinstance(search, dict) or not search:
         return None
-    trials = search.get("trials") or []
-    names = list(dict.fromkeys(k for t in trials for k in t.get("params", {})))
-    rows = [[t["run"], t["state"], format_value("value", t.get("value")), format_value("epochs", t.get("epochs")),
-             format_value("seconds", t.get("seconds"))] + [format_value(n, t["params"].get(n)) for n in names]
-            for t in trials]
-    figures = [{**f, "data": base64.b64encode(p.read_bytes()).decode("ascii")}
-               for f in search.get("figures") or [] if (p := run_dir / "figures" / f"{f['name']}.png").is_file()]
-    return {"lines": search.get("lines") or [], "metric": search.get("metric", ""), "figures": figures,
-            "columns": ["trial", "state", search.get("metric", "value"), "epochs", "seconds", *names],
-            "rows": rows, "confirmation": _aggregates([search["confirmation"]] if search.get("confirmation") else [])}
+    trials = [t for t in search.get("trials") or [] if isinstance(t, dict) and isinstance(t.get("params", {}), dict)]
+    names = list(dict.fromkeys(str(k) for t in trials for k in t.get("params", {})))
+    rows = [[str(t.get("run", "?")), str(t.get("state", "?")), format_value("value", t.get("value")),
+             format_value("epochs", t.get("epochs")), format_value("seconds", t.get("seconds"))]
+            + [format_value(n, t.get("params", {}).get(n)) for n in names] for t in trials]
+    listed = [f for f in search.get("figures") or [] if isinstance(f, dict) and isinstance(f.get("name"), str)]
+    captions = {f["name"]: str(f.get("caption", "")) for f in listed}
+    figures = [f for f in _figures(run_dir, list(captions), captions) if f["name"] in captions]
+    confirmation = search.get("confirmation")
+    return {"lines": [str(x) for x in search.get("lines") or []], "metric": str(search.get("metric", "")),
+            "figures": figures, "columns": ["trial", "state", str(search.get("metric", "value")), "epochs",
+                                            "seconds", *names],
+            "rows": rows, "confirmation": _aggregates([confirmation] if isinstance(confirmation, dict) else [])}
 
 
 def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
     """The HTML page of a run folder; ``metrics`` defaults to its metrics.json."""
+    from ..aggregate import aggregates
+
     run_dir = Path(run_dir)
     if metrics is None:
         metrics = read_metrics(run_dir)
+    search = metrics.get("search") if isinstance(metrics.get("search"), dict) else {}
+    search_figures = {f.get("name") for f in search.get("figures") or [] if isinstance(f, dict)}
     data = metrics.get("dataset") or {}
     env = metrics.get("environment") or {}
-    settings = run_dir / STUDY
-    log = run_dir / LOG
     context = {
         "title": f"aelab report: {metrics.get('study', run_dir.name)}",
         "study_name": metrics.get("study", ""),
         "description": metrics.get("description", ""),
         "finished": env.get("finished", ""),
-        "settings": settings.read_text() if settings.is_file() else "",
+        "settings": _text(run_dir, STUDY),
         "data": {**data, "splits": list((data.get("splits") or {}).items()),
                  "image_shape": tuple(data.get("image_shape") or ())} if data else None,
         "distribution": _distribution(data.get("distribution") or {}),
         "model_summaries": list((metrics.get("model_summaries") or {}).items()),
         "results": results_tables(metrics.get("runs") or []),
-        "aggregates": _aggregates(metrics.get("aggregates") or []),
+        "aggregates": _aggregates(aggregates(metrics.get("runs") or [])),  # from the checked records
         "figures": [f for f in _figures(run_dir, metrics.get("figures") or [], metrics.get("captions"))
-                    if f["name"] not in {g["name"] for g in (metrics.get("search") or {}).get("figures", [])}],
+                    if f["name"] not in search_figures],
         "search": _search(run_dir, metrics.get("search")),
         "quick": bool(metrics.get("quick")),
         "summary": summary_blocks(metrics.get("summary") or []),
         "environment": list(env.items()),
-        "console_log": log.read_text() if log.is_file() else "",
+        "console_log": _text(run_dir, LOG),
     }
     return _env().get_template("template.html.j2").render(**context)
 
@@ -146,7 +171,11 @@ def render_report(run_dir: str | Path, metrics: dict | None = None) -> str:
 def write_report(run_dir: str | Path, metrics: dict | None = None) -> Path:
     """Write ``report.html`` into the run folder and return its path."""
     path = Path(run_dir) / REPORT
-    atomic_write(path, render_report(run_dir, metrics))
+    page = render_report(run_dir, metrics)
+    try:
+        atomic_write(path, page)
+    except OSError as err:
+        raise FolderError(f"Cannot write {path} ({err.strerror or err}); make the folder writable.") from None
     return path
 
 

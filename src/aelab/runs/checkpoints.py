@@ -31,13 +31,14 @@ def save_checkpoint(path: str | Path, model) -> None:
     atomic_write(Path(path), checkpoint_bytes(model))
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu"):
+def load_checkpoint(path: str | Path, device: str = "cpu", nonfinite: bool = False):
     """Rebuild a model from a checkpoint written by :func:`save_checkpoint`, in eval mode.
 
     Nothing in the file is executed (safetensors holds no code), and nothing is allocated for
     it until its spec has been checked like a study's model entry, the model sized on PyTorch's
     meta device, and every tensor's name, shape and type found to match that model. Any
-    problem is one sentence naming the file."""
+    problem is one sentence naming the file; so are NaN or infinite weights, unless
+    ``nonfinite`` (the checkpoint of a run that diverged keeps them)."""
     from ..models import create_model, inspect_model
 
     path = Path(path)
@@ -83,6 +84,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
         raise bad(f"has a model spec that cannot be built ({str(err).rstrip('.')})") from None
     except (RuntimeError, OSError) as err:  # the file changed under us, or a layer refused its input
         raise bad(f"cannot be loaded ({' '.join(str(err).split())[:200]})") from None
+    odd = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()), None)
+    if odd is not None and not nonfinite:
+        raise AelabError(f"Checkpoint {path} holds NaN or infinite weights (tensor {short(odd)}): a model "
+                         "that diverged, or a damaged file; it is not loaded.")
     return model.to(device).eval()
 
 

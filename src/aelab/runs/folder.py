@@ -5,7 +5,8 @@ A study writes into ``<out>.incomplete/``, visible from the start and never dele
 study's ``metrics.json``, ``history.csv`` and ``console.log`` so far, each written atomically
 (temporary file + rename); the running run's resume state after every epoch, in ``resume/``.
 Finishing removes ``resume/`` and renames the folder to ``<out>``. A lock keeps a second
-process out; every file written is checked to lie inside the folder.
+process out; every file written is checked to lie inside the folder, and every file read
+(:func:`read_inside`) to be a regular file inside it, of bounded size: folders are not trusted.
 
 Every name in a run folder is defined here, once; other modules ask for them.
 """
@@ -17,12 +18,15 @@ import io
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
 
-from ..errors import AelabError
+from ..errors import AelabError, FolderError
 from ..params import slug
+from .lock import NAME as LOCK  # held by the process writing the folder; gone once finished
+from .lock import Lock
 
 # The layout of a run folder.
 STUDY = "study.toml"  # the study as it ran: file, --quick and --set merged
@@ -31,7 +35,6 @@ METRICS = "metrics.json"  # every run's record and the study's results (records.
 HISTORY = "history.csv"  # one row per (run, epoch)
 LOG = "console.log"  # the console printout
 REPORT = "report.html"
-LOCK = ".lock"  # held by the process writing the folder; gone once finished
 CHECKPOINTS = "checkpoints"  # <run>.safetensors: a finished run's model
 STATES = "resume"  # <run>.safetensors: an unfinished run's state after its last epoch; gone once finished
 FIGURES = "figures"  # <name>.png, made by the steps
@@ -51,11 +54,17 @@ def checkpoint_path(folder: str | Path, run: str) -> Path:
 
 
 def figure_paths(folder: str | Path, names: list[str] = ()) -> list[Path]:
-    """The figures of a run folder: those in ``names`` first, in that order, then any other."""
+    """The figures of a run folder: those in ``names`` first, in that order, then any other.
+    A name that is not a plain file name (``../x``, ``/etc/x``) names no figure of the folder."""
     figures = Path(folder) / FIGURES
-    files = sorted(figures.glob("*.png")) if figures.is_dir() else []
-    ordered = [figures / f"{n}.png" for n in names if (figures / f"{n}.png").is_file()]
-    return ordered + [p for p in files if p not in ordered]
+    if figures.is_symlink():
+        raise refused(figures, "is a symbolic link")
+    if not figures.is_dir():
+        return []
+    plain = [n for n in names if isinstance(n, str) and n and "/" not in n and os.sep not in n
+             and not n.startswith(".")]
+    ordered = [figures / f"{n}.png" for n in dict.fromkeys(plain) if os.path.lexists(figures / f"{n}.png")]
+    return ordered + [p for p in sorted(figures.glob("*.png")) if p not in ordered]
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -76,22 +85,90 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
-class FolderError(AelabError):
-    """The run folder cannot be created or written."""
-
-
 def _os_error(err: OSError, what: str, advice: str = "pass another --out") -> FolderError:
     reason = err.strerror or " ".join(str(err).split())
     return FolderError(f"Cannot {what} ({reason}); {advice}.")
 
 
+# What a reader takes from a run folder, at most (bytes): a bigger file was not written by aelab.
+MAX_JSON = 64 << 20  # metrics.json: 1,000 runs of 1,000 epochs is about 20 MB
+MAX_TEXT = 16 << 20  # console.log, study.toml (which parse_toml caps lower)
+MAX_FIGURE = 32 << 20  # one PNG
+MAX_TENSORS = 16 << 30  # a checkpoint or resume state (checkpoints.MAX_CHECKPOINT_PARAMETERS in fp64)
+MAX_JSON_DEPTH = 64  # metrics.json nests 5 deep; deeper would trip recursion in its readers
+
+
+def refused(path, why: str) -> FolderError:
+    return FolderError(f"Refusing to read {path}: it {why}; a run folder holds only the regular "
+                       "files aelab wrote.")
+
+
+def inside(folder: str | Path, *parts: str, limit: int) -> Path:
+    """The path of ``parts`` in ``folder`` if a reader may take it: a regular file (no symbolic
+    link on the way, no FIFO or device), inside the folder, of at most ``limit`` bytes; else one
+    sentence naming it. Run folders are shared and mailed, so their files are not trusted."""
+    root = os.path.realpath(folder)
+    path = os.path.join(root, *parts)
+    if any(p in ("", ".", "..") or "/" in p or os.sep in p for p in parts):
+        raise refused(Path(folder).joinpath(*parts), "lies outside the run folder")
+    if os.path.realpath(path) != path:
+        raise refused(path, "is a symbolic link or lies under one")
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        raise _os_error(err, f"read {path}", "is the run folder complete?") from None
+    _check_stat(path, st, limit)
+    return Path(path)
+
+
+def _check_stat(path, st: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise refused(path, "is not a regular file (a folder, FIFO, device or link)")
+    if st.st_size > limit:
+        raise refused(path, f"is larger than {limit >> 20:,} MB")
+
+
+def read_inside(folder: str | Path, *parts: str, limit: int) -> bytes:
+    """The bytes of a file :func:`inside` the folder, opened without following a link and
+    without blocking (so a FIFO put in its place cannot hang the reader)."""
+    path = inside(folder, *parts, limit=limit)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        raise _os_error(err, f"read {path}", "is the run folder complete?") from None
+    with os.fdopen(fd, "rb") as f:
+        _check_stat(path, os.fstat(fd), limit)  # what was opened, not what was looked at
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise refused(path, f"is larger than {limit >> 20:,} MB")
+    return data
+
+
+def read_json(folder: str | Path, name: str, limit: int = MAX_JSON):
+    """A JSON file of the folder, read by :func:`read_inside`, of bounded nesting; one sentence
+    if it cannot be parsed."""
+    path = Path(folder) / name
+    try:
+        data = json.loads(read_inside(folder, name, limit=limit))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise FolderError(f"{path} cannot be read ({' '.join(str(err).split())[:200]}); it is damaged.") from None
+    stack = [(data, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise FolderError(f"{path} nests deeper than {MAX_JSON_DEPTH} levels; it is damaged.")
+        children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
+        stack += [(v, depth + 1) for v in children]
+    return data
+
+
 def _check_resume_json(path: Path) -> dict:
     """The resume.json of an unfinished folder, or one sentence saying why it cannot be used."""
     try:
-        state = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise FolderError(f"{path} cannot be read ({' '.join(str(err).split())[:200]}), so the study "
-                          "cannot be resumed.") from None
+        state = read_json(path.parent, path.name, limit=1 << 20)
+    except FolderError as err:
+        raise FolderError(f"{str(err).rstrip('.')}, so the study cannot be resumed.") from None
     if not isinstance(state, dict):
         raise FolderError(f"{path} is damaged (not a JSON object), so the study cannot be resumed.")
     bad = next((k for k, t in RESUME_FIELDS.items() if k in state and not isinstance(state[k], t)), None)
@@ -100,61 +177,13 @@ def _check_resume_json(path: Path) -> dict:
     return state
 
 
-class _Lock:
-    """An exclusive lock on ``<folder>/.lock``, held while a process writes the folder; the OS
-    releases it if the process dies, so a killed run never leaves a stale lock."""
-
-    def __init__(self, folder: Path):
-        self.file = open(folder / LOCK, "a+")  # noqa: SIM115 (held for the folder's lifetime)
-        try:
-            import fcntl
-
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - Windows
-            import msvcrt
-
-            try:
-                msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, 1)
-            except OSError:
-                self._busy(folder)
-        except OSError:
-            self._busy(folder)
-
-    @staticmethod
-    def busy(folder: Path) -> bool:
-        """Whether another process holds the lock of ``folder`` (probed, nothing created)."""
-        try:
-            f = open(folder / LOCK, "rb")  # noqa: SIM115
-        except OSError:
-            return False  # no lock file: nobody has held it since the folder was made
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except ImportError:  # pragma: no cover - Windows: the lock is mandatory there
-            return False
-        except OSError:
-            return True
-        finally:
-            f.close()
-
-    def _busy(self, folder: Path):
-        self.file.close()
-        raise FolderError(f"Another aelab process is writing {folder}; wait for it to finish or "
-                          "pass another --out.")
-
-    def release(self) -> None:
-        self.file.close()
-
-
 class RunFolder:
     """A study's folder under construction (``path`` = ``<final>.incomplete``)."""
 
     def __init__(self, path: Path, final: Path, resume_state: dict | None = None):
         self.path, self.final = Path(path), Path(final)
         self.resume_state = resume_state or {}  # resume.json of an opened folder, checked
-        self._lock = _Lock(self.path)
+        self._lock = Lock(self.path)
         self._root = self.path.resolve()
 
     @staticmethod
@@ -172,7 +201,7 @@ class RunFolder:
             if incomplete.is_symlink() or not incomplete.is_dir():
                 raise FolderError(f"{incomplete} is in the way (it is not a folder aelab made); move it "
                                   "or pass another --out.")
-            if _Lock.busy(incomplete):
+            if Lock.busy(incomplete):
                 raise FolderError(f"Another aelab process is writing {incomplete}; wait for it to finish "
                                   "or pass another --out.")
             raise FolderError(f"{incomplete} holds an unfinished run of this study; resume it with "
@@ -211,8 +240,9 @@ class RunFolder:
         if not path.name.endswith(INCOMPLETE) or not path.is_dir():
             raise FolderError(f"--resume needs an unfinished run folder (<name>{INCOMPLETE}); "
                               f"{path} is not one.")
-        if not (path / STUDY).is_file() or not (path / RESUME).is_file():
+        if not (os.path.lexists(path / STUDY) and os.path.lexists(path / RESUME)):
             raise FolderError(f"{path} has no {STUDY} and {RESUME}, so it cannot be resumed.")
+        inside(path, STUDY, limit=MAX_TEXT)
         state = _check_resume_json(path / RESUME)
         final = path.with_name(path.name[: -len(INCOMPLETE)])
         if os.path.lexists(final):
@@ -260,7 +290,7 @@ class RunFolder:
 
     @property
     def has_metrics(self) -> bool:
-        return (self.path / METRICS).is_file()
+        return os.path.lexists(self.path / METRICS)
 
     def write_results(self, metrics: dict, log: str) -> None:
         """The study so far: metrics.json, history.csv (from its runs) and console.log."""
@@ -273,13 +303,18 @@ class RunFolder:
     def checkpoint(self, run: str) -> Path:
         return self.file(CHECKPOINTS, run + TENSORS)
 
+    def has_checkpoint(self, run: str) -> bool:
+        """Whether ``run`` has a checkpoint; one that is not a regular file inside is refused."""
+        return os.path.lexists(self.checkpoint(run)) and bool(inside(self.path, CHECKPOINTS, run + TENSORS,
+                                                                     limit=MAX_TENSORS))
+
     def write_checkpoint(self, run: str, data: bytes) -> None:
         self.write(CHECKPOINTS, run + TENSORS, data=data)
 
     def read_state(self, run: str) -> bytes | None:
         """The resume state of ``run`` saved after its last finished epoch, if any."""
         path = self.file(STATES, run + TENSORS)
-        return path.read_bytes() if path.is_file() else None
+        return read_inside(self.path, STATES, path.name, limit=MAX_TENSORS) if os.path.lexists(path) else None
 
     def write_state(self, run: str, data: bytes) -> None:
         self.write(STATES, run + TENSORS, data=data)
@@ -338,26 +373,25 @@ def history_csv(entries: list[dict]) -> str:
 
 
 def read_metrics(path: str | Path) -> dict:
-    """The metrics.json of a run folder (finished, or unfinished with its runs so far)."""
+    """The metrics.json of a run folder (finished, or unfinished with its runs so far), its
+    records and tables checked (records.check_metrics): a folder is not trusted."""
+    from ..records import check_metrics
+
     path = Path(path)
-    metrics = path / METRICS
-    if not metrics.is_file():
+    if not os.path.lexists(path / METRICS):
         raise AelabError(f"{path} is not an aelab run folder (no {METRICS}).")
-    try:
-        data = json.loads(metrics.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise AelabError(f"{metrics} cannot be read ({' '.join(str(err).split())[:200]}); it is damaged.") from None
-    if (not isinstance(data, dict) or not isinstance(data.get("runs", []), list)
-            or not all(isinstance(r, dict) for r in data.get("runs", []))):
-        raise AelabError(f"{metrics} does not hold aelab results (no list of runs).")
+    data = read_json(path, METRICS)
+    check_metrics(data, path / METRICS)
     return data
 
 
 def read_resume(path: str | Path) -> dict:
-    """The resume.json of an unfinished folder as far as it can be read ({} when there is none
-    or it is damaged): for reading a folder back, where resuming is not at stake."""
+    """The resume.json of an unfinished folder as far as it can be read: its fields of the
+    right type ({} when there is none or it is damaged), for reading a folder back."""
     try:
-        state = json.loads((Path(path) / RESUME).read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        state = read_json(path, RESUME, limit=1 << 20)
+    except FolderError:
         return {}
-    return state if isinstance(state, dict) else {}
+    if not isinstance(state, dict):
+        return {}
+    return {k: v for k, v in state.items() if k in RESUME_FIELDS and isinstance(v, RESUME_FIELDS[k])}

@@ -7,6 +7,7 @@ history, callback states) as JSON metadata, so loading one executes nothing.
 from __future__ import annotations
 
 import json
+import math
 
 
 def _split(obj, prefix: str, tensors: dict):
@@ -70,3 +71,39 @@ def load_resume(data: bytes):
                            callbacks=_join(meta["callbacks"], tensors))
     except Exception:  # a half-written or foreign file: start that run again
         return None
+
+
+def check_resume(state, spec, input_shape: tuple[int, ...]) -> str:
+    """Why a loaded resume state cannot continue the run ``spec`` ("" if it can): a state is
+    read from a folder that is not trusted, so its epoch must lie in [0, epochs], its history
+    hold one record per epoch, and its tensors have the shapes of the model and its optimizer
+    (over one flat parameter vector, see train.flatten_parameters)."""
+    import torch
+
+    from ..callbacks import History
+    from ..models import inspect_model
+
+    if state is None:
+        return "its saved state cannot be read"
+    if type(state.epoch) is not int or not 0 <= state.epoch <= spec.train.epochs:
+        return f"its saved epoch {str(state.epoch)[:40]} is not within 0 to {spec.train.epochs}"
+    hist = state.history
+    if (not isinstance(hist, History) or not isinstance(hist.epochs, list) or len(hist.epochs) != state.epoch
+            or not all(isinstance(e, dict) for e in hist.epochs) or not isinstance(hist.seconds, (int, float))):
+        return "its saved history does not hold one record per epoch"
+    expected = inspect_model(spec.model, spec.params, input_shape, 1, max_bytes=0).shapes
+    model = state.model if isinstance(state.model, dict) else {}
+    if {k: tuple(v.shape) for k, v in model.items() if isinstance(v, torch.Tensor)} != expected:
+        return "its saved weights do not have the model's shapes"
+    n = sum(math.prod(s) for s in expected.values())
+    opt = state.optimizer if isinstance(state.optimizer, dict) else {}
+    buffers = [v for s in (opt.get("state") or {}).values() if isinstance(s, dict) for v in s.values()]
+    if (not isinstance(opt.get("state"), dict) or len(opt.get("param_groups") or []) != 1
+            or not all(isinstance(v, (torch.Tensor, int, float)) and (not isinstance(v, torch.Tensor)
+                       or tuple(v.shape) in ((), (n,))) for v in buffers)):
+        return "its saved optimizer state does not fit the model"
+    gens = state.generators if isinstance(state.generators, dict) else {}
+    if set(gens) != {"shuffle", "noise"} or not all(
+            isinstance(g, torch.Tensor) and g.dtype == torch.uint8 for g in gens.values()):
+        return "its saved random generators are damaged"
+    return ""

@@ -22,6 +22,9 @@ from ..registry import STEPS
 Runs = Annotated[list[str] | None, Field(min_length=1, max_length=10_000, description=(
     "the runs to use, by run name or [[models]] name; all suitable runs when left out"))]
 Count = Annotated[int, Field(ge=1, le=1000)]
+# Images in one row of a figure: more are not legible, and the figure (and the memory drawing
+# it takes) grows with n: 1,000 made gigabytes.
+Shown = Annotated[int, Field(ge=1, le=50)]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ._base import Count, Runs, eval_split, register_step
+from ._base import Runs, Shown, eval_split, register_step
 
 
 @register_step("loss_curves")
@@ -24,7 +24,7 @@ def step_loss_curves(ctx, runs: Runs = None,
 
 
 @register_step("reconstructions")
-def step_reconstructions(ctx, runs: Runs = None, n: Annotated[Count, Field(description=(
+def step_reconstructions(ctx, runs: Runs = None, n: Annotated[Shown, Field(description=(
         "test images shown"))] = 15):
     """Originals vs reconstructions of the first ``n`` test images, one figure per run."""
     # lazy: matplotlib only when the step runs, not when a study loads
@@ -40,7 +40,7 @@ def step_reconstructions(ctx, runs: Runs = None, n: Annotated[Count, Field(descr
 
 
 @register_step("denoising")
-def step_denoising(ctx, runs: Runs = None, n: Annotated[Count, Field(description="test images shown")] = 10):
+def step_denoising(ctx, runs: Runs = None, n: Annotated[Shown, Field(description="test images shown")] = 10):
     """Noisy test inputs, the model's output and the clean targets, for the runs trained with
     ``input_noise`` (default: all of them)."""
     # lazy: matplotlib only when the step runs, not when a study loads
@@ -64,7 +64,7 @@ def _train_config(ctx, record):
 
 
 @register_step("code_images")
-def step_code_images(ctx, runs: Runs = None, n: Annotated[Count, Field(description="test images shown")] = 10):
+def step_code_images(ctx, runs: Runs = None, n: Annotated[Shown, Field(description="test images shown")] = 10):
     """The codes of the first ``n`` test images drawn as images (the blog's conv encodings), for
     runs whose codes are images (default: every such run)."""
     # lazy: matplotlib only when the step runs, not when a study loads
@@ -79,7 +79,7 @@ def step_code_images(ctx, runs: Runs = None, n: Annotated[Count, Field(descripti
 
 
 @register_step("latent_space")
-def step_latent_space(ctx, runs: Runs = None, n: Annotated[Count, Field(
+def step_latent_space(ctx, runs: Runs = None, n: Annotated[Shown, Field(
         description="the decoded manifold is n×n")] = 15):
     """A scatter of the test set's latent means coloured by class, and an n×n decoded manifold
     (default: the runs of variational models)."""
