@@ -210,7 +210,14 @@ def test_a_search_on_two_ray_nodes_trains_on_both_with_the_local_numbers(tmp_pat
     port, env = two_ray_nodes
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     local = random_search(tmp_path / "local")
-    out = random_search(tmp_path / "ray", executor="ray", ray_address=f"127.0.0.1:{port}")
+    from ray.exceptions import RayActorError
+
+    try:
+        out = random_search(tmp_path / "ray", executor="ray", ray_address=f"127.0.0.1:{port}")
+    except RayActorError:
+        # Seen once with two pytest workers and two Ray nodes on 2 loaded cores: Ray dropped the
+        # event relay actor before it started. The search itself is what is tested: once more.
+        out = random_search(tmp_path / "ray2", executor="ray", ray_address=f"127.0.0.1:{port}")
     assert_same_trials(local, out)
     nodes = {r["ray_worker"].split()[0] for r in metrics(out)["runs"]}
     assert len(nodes) == 2, nodes
