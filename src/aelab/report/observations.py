@@ -283,19 +283,14 @@ def _fit(records: list, gap: float, window: int | None) -> list[str]:
             under.append(text + f"; val still fell {_num(fall)} {_over(w)})")
         else:
             good.append(text + ")")
-    lines = []
-    if over:
-        lines.append(f"- Over-fitting (validation loss more than {gap:.0%} above training and rising "
-                     "again): " + "; ".join(over) + ".")
-    if gaps:
-        lines.append(f"- A generalisation gap (validation loss more than {gap:.0%} above training) but "
-                     "no rise of the validation loss yet: " + "; ".join(gaps) + ".")
-    if under:
-        lines.append(f"- Under-fitted, still learning when training ended (validation at most {gap:.0%} "
-                     "above training and still falling): " + "; ".join(under) + ".")
-    if good:
-        lines.append(f"- No sign of over- or under-fitting (validation at most {gap:.0%} above training, "
-                     "levelled off): " + "; ".join(good) + ".")
+    kinds = ((over, f"- Over-fitting (validation loss more than {gap:.0%} above training and rising again): "),
+             (gaps, f"- A generalisation gap (validation loss more than {gap:.0%} above training) but no "
+                    "rise of the validation loss yet: "),
+             (under, f"- Under-fitted, still learning when training ended (validation at most {gap:.0%} "
+                     "above training and still falling): "),
+             (good, f"- No sign of over- or under-fitting (validation at most {gap:.0%} above training, "
+                    "levelled off): "))
+    lines = [lead + "; ".join(runs) + "." for runs, lead in kinds if runs]
     if lines and any(r.history[-1].get("val_loss", math.inf) < r.history[-1].get("train_loss", -math.inf)
                      for r in records):
         lines.append("- A validation loss below the training loss is no paradox: the training loss is "
