@@ -86,7 +86,18 @@ def test_an_unused_code_is_restarted_on_an_encoder_output(ema):
     first = hist.epochs[0]
     assert first["codebook_restarts"] >= 1 and first["codebook_used"] <= 7
     assert first["codebook_used"] + first["codebook_restarts"] == 8
-    assert model.quantizer.codebook[3].abs().max() < 1e3  # moved onto the encoder outputs
+    assert model.quantizer.codebook[3].abs().max() < 1e3  # moved onto the encoder outputs at epoch 2's start
+
+
+def test_the_last_epoch_restarts_nothing_so_the_validated_model_is_the_runs():
+    from aelab.train import evaluate_loss
+
+    model = create_model("vq-vae", seed=0, codebook_size=64)
+    data = {"train": _batch(n=32), "val": _batch(n=8, seed=1)}
+    hist = fit(model, data, TrainConfig(epochs=1, batch_size=16, seed=0, optimizer="adam"))
+    assert hist.epochs[0]["codebook_restarts"] > 0  # some codes were unused...
+    # ... yet the model after fit is the one validated: the same loss again
+    assert evaluate_loss(model, data["val"])["loss"] == pytest.approx(hist.epochs[0]["val_loss"], abs=1e-6)
     for rec in hist.epochs:
         assert {"train_perplexity", "val_perplexity", "codebook_perplexity"} <= rec.keys()
         assert 1 <= rec["codebook_perplexity"] <= rec["codebook_used"] + 1e-6
@@ -96,3 +107,25 @@ def test_codes_are_indices_on_a_7x7_grid():
     model = create_model("vq-vae", seed=0, codebook_size=16)
     codes = model.codes(_batch(n=2))
     assert codes.shape == (2, 7, 7) and codes.dtype == torch.int64 and 0 <= codes.min() and codes.max() < 16
+
+
+def test_a_run_resumed_between_a_restart_and_the_next_epoch_matches_an_uninterrupted_one():
+    from aelab.callbacks import Callback
+    from aelab.runs.states import load_resume, resume_bytes
+    from aelab.train import snapshot
+
+    data = {"train": _batch(n=32), "val": _batch(n=8, seed=1)}
+    cfg = TrainConfig(epochs=3, batch_size=16, seed=0, optimizer="adam")
+    whole = fit(create_model("vq-vae", seed=0, codebook_size=64), data, cfg)
+    saved = {}
+
+    class Stop(Callback):
+        def on_epoch_end(self, state, record):
+            if record["epoch"] == 1:
+                saved["state"] = resume_bytes(snapshot(state))  # through the file format
+                state.should_stop = True
+
+    fit(create_model("vq-vae", seed=0, codebook_size=64), data, cfg, [Stop()])
+    resumed = fit(create_model("vq-vae", seed=0, codebook_size=64), data, cfg, resume=load_resume(saved["state"]))
+    assert whole.epochs[0]["codebook_restarts"] > 0
+    assert [e["val_loss"] for e in resumed.epochs] == pytest.approx([e["val_loss"] for e in whole.epochs], abs=1e-6)

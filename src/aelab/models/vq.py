@@ -141,18 +141,27 @@ class VQVAE(Autoencoder):
 
 
 class CodebookRestarts(Callback):
-    """Each epoch: count code usage; at its end put codes no training batch used on random
-    encoder outputs of the last batch, and add ``codebook_perplexity`` (of the epoch's usage),
-    ``codebook_used`` and ``codebook_restarts`` to the epoch record.
+    """Each epoch: count code usage, and add ``codebook_perplexity`` (of the epoch's usage),
+    ``codebook_used`` and ``codebook_restarts`` to the epoch record; the codes no training batch
+    used are put on random encoder outputs of the epoch's last batch when the next epoch starts.
 
-    The draws come from a generator seeded by the run's seed and the epoch, so a resumed run
-    restarts the same codes the same way."""
+    Restarting at the next start, not at this end, keeps the model that was validated as the
+    run's model (after the last epoch nothing changes it). The pending restart is part of the
+    callback's state, so a resumed run restarts the same codes the same way (the draws come from
+    a generator seeded by the run's seed and the epoch)."""
 
     def __init__(self, model: VQVAE):
         self.model = model
+        self.pending: dict = {}  # {"dead": (K,) bool, "rows": encoder outputs, "epoch": int}
 
     def on_epoch_start(self, state) -> None:
-        self.model.quantizer.usage.zero_()
+        q = self.model.quantizer
+        if self.pending:
+            seed = getattr(state.config, "seed", 0) * 100_003 + int(self.pending["epoch"])
+            q.restart(self.pending["dead"].to(q.usage.device), self.pending["rows"],
+                      torch.Generator().manual_seed(seed))
+            self.pending = {}
+        q.usage.zero_()
 
     def on_epoch_end(self, state, record) -> None:
         q, flat = self.model.quantizer, self.model.last_encodings
@@ -161,8 +170,13 @@ class CodebookRestarts(Callback):
         record["codebook_used"] = int((~dead).sum())
         record["codebook_restarts"] = int(dead.sum()) if flat is not None else 0
         if flat is not None and dead.any():
-            seed = getattr(state.config, "seed", 0) * 100_003 + state.epoch
-            q.restart(dead, flat, torch.Generator().manual_seed(seed))
+            self.pending = {"dead": dead.clone(), "rows": flat.clone(), "epoch": state.epoch}
+
+    def state_dict(self) -> dict:
+        return dict(self.pending)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pending = dict(state)
 
 
 @register_model("vq-vae", loss_terms=VQVAE.loss_terms, stackable=False)
