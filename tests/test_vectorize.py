@@ -8,9 +8,10 @@ import json
 import pytest
 
 from aelab.config import load_study
-from aelab.listeners import Listener
 from aelab.plan import stack_groups
 from aelab.runner import resume_study, run_study
+
+from .test_runner import InterruptAfter
 
 STUDY = """
 name = "seeds"
@@ -81,19 +82,10 @@ def test_a_vectorized_study_gives_the_numbers_of_runs_trained_alone(tmp_path, al
     assert {p.name for p in (out / "checkpoints").iterdir()} == {p.name for p in (alone / "checkpoints").iterdir()}
 
 
-class KillAfter(Listener):
-    def __init__(self, run: str, epoch: int):
-        self.run, self.epoch = run, epoch
-
-    def on_epoch(self, name, record):
-        if name == self.run and record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
-
-
 def test_a_study_killed_mid_group_resumes_to_the_same_numbers(tmp_path, alone):
     with pytest.raises(KeyboardInterrupt):
         run_study(load(tmp_path, "on"), out=tmp_path / "run", quiet=True,
-                  listeners=[KillAfter("dense-activity_l1_0.001-seed1", 2)])
+                  listeners=[InterruptAfter("dense-activity_l1_0.001-seed1", 2)])
     part = tmp_path / "run.incomplete"
     states = {p.stem for p in (part / "resume").iterdir()}
     assert "dense-activity_l1_0-seed0" in states  # every member saved its epoch, not only the killed one
