@@ -223,7 +223,7 @@ def _train_stack(specs: list, states: list, splits: dict, emit: Emit) -> None:
     except Exception as err:  # as for one run: the study goes on
         for rec in records:
             _failed(rec, err)
-    for rec, i in zip(records, range(len(specs))):
+    for i, rec in enumerate(records):
         trained = len(models) > i and rec.epochs_run > 0
         emit("on_run_end", rec.name, rec, checkpoint_bytes(models[i]) if trained else None)
 
