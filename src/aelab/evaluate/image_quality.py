@@ -1,6 +1,6 @@
 """Image quality of reconstructions: PSNR and SSIM (Wang et al. 2004), per image then averaged.
 
-SSIM comes from scikit-image (an optional extra), never re-implemented: Gaussian weights with
+SSIM comes from scikit-image (a dependency), never re-implemented: Gaussian weights with
 σ = 1.5 and population covariances, the settings of Wang et al. that torchmetrics also uses.
 """
 
@@ -27,10 +27,7 @@ def psnr(x, y, data_range: float = 1.0) -> float:
 def ssim(x, y, data_range: float = 1.0) -> float:
     """Mean over images of the structural similarity (1 for identical images); images need
     sides of at least 11 pixels (the Gaussian window)."""
-    try:
-        from skimage.metrics import structural_similarity
-    except ImportError:  # optional: only SSIM needs it
-        raise ImportError("SSIM needs scikit-image: pip install 'aelab[generative]'.") from None
+    from skimage.metrics import structural_similarity  # scikit-image's import is slow: when SSIM is asked
     a, b = _np(x), _np(y)
     return float(np.mean([
         structural_similarity(p, q, data_range=data_range, channel_axis=0, gaussian_weights=True,
