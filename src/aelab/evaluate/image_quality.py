@@ -27,7 +27,9 @@ def psnr(x, y, data_range: float = 1.0) -> float:
 def ssim(x, y, data_range: float = 1.0) -> float:
     """Mean over images of the structural similarity (1 for identical images); images need
     sides of at least 11 pixels (the Gaussian window)."""
-    from skimage.metrics import structural_similarity  # scikit-image's import is slow: when SSIM is asked
+    # scikit-image's import is slow: only when SSIM is asked for
+    from skimage.metrics import structural_similarity
+
     a, b = _np(x), _np(y)
     return float(np.mean([
         structural_similarity(p, q, data_range=data_range, channel_axis=0, gaussian_weights=True,
