@@ -76,7 +76,9 @@ class Ray(Executor):
         started = not ray.is_initialized()
         if started:
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                # "local" starts a Ray of its own: without --ray-address, never join a cluster
+                # that happens to run on this machine (ray.init() alone would).
+                ray.init(address=self.address or "local", include_dashboard=False, log_to_driver=False,
                          configure_logging=False, **({} if self.address else {"num_cpus": os.cpu_count()}))
             except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError...
                 raise AelabError(f"Ray could not start or join {self.address or 'a local cluster'} "
